@@ -1,0 +1,25 @@
+"""Stage `embed_classes`: class-name prompt embeddings.
+
+    mdpr embed-classes      # reads params.yaml: clip (runtime for device and batch size)
+
+Writes artifacts/features/classes.h5: `features` (C, d) = mean over clip.templates of each class name's
+L2-normalised text embedding, re-normalised; `names` (C,); attributes naming the encoder and the class list.
+"""
+import numpy as np
+
+from pipeline import data, paths, store
+from pipeline.clip import load_encoder
+from pipeline.params import ClipParams, RuntimeParams, load_params
+
+
+def run(params_path: str = "params.yaml") -> None:
+    clip_params = load_params(params_path, ClipParams)
+    runtime = load_params(params_path, RuntimeParams)
+    classes = data.read_classes(paths.CLASSES)
+    encoder = load_encoder(clip_params, runtime.device)
+    feats = encoder.encode_class_names(classes["names"], clip_params.templates, runtime.batch_size)  # (C, d)
+    attrs = {**encoder.identity, "templates": clip_params.templates, "dataset": classes["dataset"],
+             "num_classes": len(classes["names"]), "class_hash": classes["class_hash"]}
+    store.write_h5(paths.CLASSES_H5, {"": {"features": feats.astype(np.float32),
+                                           "names": np.array(classes["names"], dtype=object)}}, attrs)
+    print(f"embed_classes: {feats.shape[0]} classes x {feats.shape[1]} dims -> {paths.CLASSES_H5}")

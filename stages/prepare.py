@@ -1,0 +1,31 @@
+"""Stage `prepare`: the dataset manifest and class list.
+
+    mdpr prepare            # reads params.yaml: dataset
+
+Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, train counts, many/medium/few
+groups, class-list hash) and, for synthetic-lt, the generated PNGs under artifacts/data/images/.
+"""
+import shutil
+
+from pipeline import data, paths, synthetic
+from pipeline.atomic import write_json
+from pipeline.params import DatasetParams, load_params
+
+
+def run(params_path: str = "params.yaml") -> None:
+    params = load_params(params_path, DatasetParams)
+    spec = data.build_dataset(params)
+    images = data.SYNTHETIC_IMAGES
+    if images.exists():
+        shutil.rmtree(images)
+    images.mkdir(parents=True)
+    if params.name == "synthetic-lt":
+        synthetic.write_images(images, spec.rows, spec.names, params.image_size, params.seed)
+    else:
+        (images / "README.txt").write_text(f"Images of {params.name} are read from dataset.root.\n")
+    data.write_manifest(paths.MANIFEST, spec.rows)
+    record = data.classes_record(spec, params.name)
+    write_json(paths.CLASSES, record)
+    groups = {g: record["groups"].count(g) for g in ("many", "medium", "few")}
+    print(f"prepare: {params.name}: {len(spec.names)} classes, splits {record['splits']}, "
+          f"many/medium/few classes {groups['many']}/{groups['medium']}/{groups['few']}")

@@ -1,0 +1,79 @@
+"""Tiny worlds shared by the tests: small params, a prepared + embedded synthetic dataset, built once per session.
+
+Everything is real: the open_clip `mdpr-tiny` architecture with random weights, PNG files on disk, HDF5 caches.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Small enough for 2 cores, large enough to have many/medium/few classes with the default thresholds.
+TINY_PARAMS = {
+    "dataset": {"name": "synthetic-lt", "num_classes": 6, "n_max": 120, "imbalance_factor": 12.0,
+                "val_per_class": 3, "test_per_class": 5, "image_size": 32},
+    "clip": {"model": "mdpr-tiny", "pretrained": "none", "templates": "simple"},
+    "runtime": {"device": "cpu", "batch_size": 16, "num_workers": 0},
+    "train": {"epochs": 3, "batch_size": 32},
+    "model": {"heads": 4},
+}
+
+
+def write_params(directory: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
+    """params.yaml in `directory`: TINY_PARAMS (or `base`) with per-section overrides merged in."""
+    params = {k: dict(v) for k, v in (base or TINY_PARAMS).items()}
+    for section, values in (overrides or {}).items():
+        params.setdefault(section, {}).update(values)
+    path = Path(directory) / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def inside(directory: Path):
+    """Run stage code with `directory` as the working directory (stages use project-relative paths)."""
+    previous = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield Path(directory)
+    finally:
+        os.chdir(previous)
+
+
+def run_mdpr(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real `mdpr` console script in a subprocess."""
+    mdpr = Path(sys.executable).parent / "mdpr"
+    return subprocess.run([str(mdpr), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def embedded_world(tmp_path_factory) -> Path:
+    """A project folder after prepare, embed-images, embed-classes and confusion on TINY_PARAMS (read-only use)."""
+    from stages import confusion, embed_classes, embed_images, prepare
+
+    world = tmp_path_factory.mktemp("embedded_world")
+    write_params(world)
+    with inside(world):
+        prepare.run()
+        embed_images.run()
+        embed_classes.run()
+        confusion.run()
+    return world
+
+
+@pytest.fixture
+def project(tmp_path, embedded_world, monkeypatch) -> Path:
+    """A private copy of the embedded world as the working directory."""
+    target = tmp_path / "project"
+    shutil.copytree(embedded_world, target)
+    monkeypatch.chdir(target)
+    return target
