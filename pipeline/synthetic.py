@@ -48,13 +48,13 @@ def _shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[flo
 def render(name: str, size: int, rng: np.random.Generator) -> Image.Image:
     """One RGB image of class `name` ("<colour> <shape>")."""
     colour_name, shape = name.split(" ", 1)
-    background = rng.integers(60, 200, size=3)
-    noise = rng.normal(0, 12, size=(size, size, 3))
+    background = rng.integers(105, 150) + rng.integers(-8, 9, size=3)  # a neutral grey, slightly tinted
+    noise = rng.normal(0, 10, size=(size, size, 3))
     canvas = np.clip(background + noise, 0, 255).astype(np.uint8)
     image = Image.fromarray(canvas, "RGB")
     draw = ImageDraw.Draw(image)
     colour = tuple(int(v) for v in np.clip(np.array(COLOURS[colour_name]) + rng.normal(0, 12, 3), 0, 255))
-    r = size * rng.uniform(0.18, 0.32)
+    r = size * rng.uniform(0.28, 0.42)
     cx, cy = rng.uniform(r, size - r, size=2)
     box = [cx - r, cy - r, cx + r, cy + r]
     if shape == "circle":

@@ -1,0 +1,26 @@
+"""Stage `confusion`: which classes zero-shot CLIP confuses, on the training split.
+
+    mdpr confusion          # reads params.yaml: confusion
+
+Reads images.h5 (train) and classes.h5; writes artifacts/library/confusion.json: for each class its zero-shot train
+accuracy and its `confusion.top_k` most-confused other classes with counts. The library stage names the first one in
+the `differential` prompt.
+"""
+from pipeline import data, paths, store, zeroshot
+from pipeline.atomic import write_json
+from pipeline.params import ConfusionParams, load_params
+
+
+def run(params_path: str = "params.yaml") -> None:
+    params = load_params(params_path, ConfusionParams)
+    classes = data.read_classes(paths.CLASSES)
+    expect = {"class_hash": classes["class_hash"]}
+    images, image_attrs = store.read_h5(paths.IMAGES_H5, expect)
+    text, _ = store.read_h5(paths.CLASSES_H5, {**expect, "model": image_attrs["model"],
+                                                "pretrained": image_attrs["pretrained"]})
+    train = images["train"]
+    report = zeroshot.confusion(train["features"], train["labels"], text[""]["features"], classes["names"],
+                                params.top_k)
+    write_json(paths.CONFUSION, report)
+    print(f"confusion: zero-shot train accuracy {report['train_accuracy']:.3f} over {len(classes['names'])} classes "
+          f"-> {paths.CONFUSION}")
