@@ -9,6 +9,7 @@ embedding stage, whatever the dataset kind:
 | synthetic-lt  | artifacts/data/images (written here)   | `train/00012.png`      |
 | cifar*-lt     | torchvision arrays under dataset.root  | `train/12` (row index) |
 | imagenet-lt, places-lt, folder | files under dataset.root | path relative to root |
+| features      | none: features come from dataset.features_file | the file's ids, or `train/12` |
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pipeline.params import DatasetParams
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SYNTHETIC_IMAGES = Path("artifacts/data/images")
+IMPORTED_CLASS_FEATURES = Path("artifacts/data/class_features.npy")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 GROUP_THRESHOLDS = {"many": "> 100", "medium": "20..100", "few": "< 20"}
 IMAGENET_LT_HELP = ("ImageNet_LT_train.txt comes with the ImageNet-LT release (facebookresearch/classifier-balancing, "
@@ -39,6 +41,7 @@ class DatasetSpec:
 
     names: list[str]
     rows: list[tuple[str, str, int]]
+    class_features: np.ndarray | None = None   # (C, d) text features brought with imported image features
 
     def train_counts(self) -> list[int]:
         counts = [0] * len(self.names)
@@ -66,10 +69,7 @@ def class_hash(names: list[str]) -> str:
 def build_dataset(params: DatasetParams) -> DatasetSpec:
     """Class names and manifest rows for `params.name`."""
     builders = {"synthetic-lt": _synthetic, "cifar10-lt": _cifar, "cifar100-lt": _cifar,
-                "imagenet-lt": _imagenet_lt, "places-lt": _places_lt, "folder": _folder}
-    if params.name not in builders:
-        raise UserError(f"dataset {params.name!r} has no image source for `mdpr prepare`; "
-                        "features datasets are read directly by the training stage.")
+                "imagenet-lt": _imagenet_lt, "places-lt": _places_lt, "folder": _folder, "features": _features}
     spec = builders[params.name](params)
     check_classes(spec)
     return spec
@@ -201,6 +201,18 @@ def _folder(params: DatasetParams) -> DatasetSpec:
             rows += [("test" if k in held_out else "train", p, labels[name]) for k, p in enumerate(paths)]
     order = {"train": 0, "val": 1, "test": 2}
     return DatasetSpec(names, sorted(rows, key=lambda r: (order[r[0]], r[2], r[1])))
+
+
+def _features(params: DatasetParams) -> DatasetSpec:
+    """Bring-your-own features: classes and rows come from the user's file (pipeline/imported.py)."""
+    from pipeline.imported import read_features_file
+
+    if not params.features_file:
+        raise UserError("dataset.name is features but dataset.features_file is null; set it to your .h5 or .npz.")
+    imported = read_features_file(Path(params.features_file))
+    rows = [(split, image_id, int(label)) for split in ("train", "val", "test") if split in imported.splits
+            for image_id, label in zip(imported.splits[split]["ids"], imported.splits[split]["labels"])]
+    return DatasetSpec(imported.class_names, rows, imported.class_features)
 
 
 def _read_folder_split(path: Path) -> dict[str, str]:

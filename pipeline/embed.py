@@ -1,10 +1,11 @@
 """Resumable, streaming image embedding into images.h5.
 
-    job = EmbedJob(rows, reader, encoder, scratch=Path(".cache/embed/<fingerprint>"), ...)
-    job.run()                       # encodes what is not done yet, batch by batch
-    skipped = job.assemble(out_path, attrs)   # streams the chunks into the final HDF5, atomically
+    jobs = {split: EmbedJob(ids, reader, encoder, transform, scratch / split, batch_size) for split, ids in ...}
+    for job in jobs.values(): job.run()       # encodes what is not done yet, batch by batch
+    skipped = assemble(jobs, labels, out_path, attrs, "float32")   # streams chunks into the final HDF5
 
-Progress lives outside the DVC output: every encoded batch is saved as `<start>.npy` (features) plus a
+Each split is its own job (its views differ: extra crops for test, augmentations for train). Progress lives
+outside the DVC output: every encoded batch is saved as `<start>.npy` (features) plus a
 `<start>.json` marker (written last, atomically) in the scratch folder. A crash loses at most the batch in flight; the
 rerun starts after the last contiguous batch and the final file has the same bytes as an uninterrupted run. Under
 torchrun each rank owns a contiguous shard of the manifest and writes its own chunks; rank 0 assembles.
@@ -12,7 +13,7 @@ torchrun each rank owns a contiguous shard of the manifest and writes its own ch
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,26 +31,28 @@ SPLITS = ("train", "val", "test")
 
 
 class ImageRows(Dataset):
-    """Preprocessed images for manifest rows [start, stop); an unreadable file yields zeros and its error text."""
+    """View stacks (1 + A, 3, S, S) for rows [start, stop); an unreadable file yields None and its error text."""
 
-    def __init__(self, ids: list[str], reader, transform, start: int, stop: int):
-        self.ids, self.reader, self.transform, self.start, self.stop = ids, reader, transform, start, stop
+    def __init__(self, ids: list[str], reader, transform, start: int, stop: int, seed: int = 0):
+        self.ids, self.reader, self.transform = ids, reader, transform
+        self.start, self.stop, self.seed = start, stop, seed
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def __getitem__(self, offset: int):
-        image_id = self.ids[self.start + offset]
+        row = self.start + offset
+        image_id = self.ids[row]
         try:
             image = self.reader(image_id)
             image.load()
-            return self.transform(image), ""
+            return self.transform(image, seed=(self.seed, row)), ""
         except Exception as err:  # noqa: BLE001 - any decoder failure is reported by name, never swallowed
             return None, f"{image_id}: {type(err).__name__}: {str(err)[:160]}"
 
 
 def _collate(batch):
-    """Stack the readable images; the errors list keeps one entry per row ('' when fine)."""
+    """Stack the readable images into (B', 1 + A, 3, S, S); the errors list keeps one entry per row ('')."""
     errors = [err for _img, err in batch]
     good = [img for img, _err in batch if img is not None]
     return (torch.stack(good) if good else None), errors
@@ -57,11 +60,12 @@ def _collate(batch):
 
 @dataclass
 class EmbedJob:
-    """Encode `ids` with `encoder` into scratch chunks; the shard [start, stop) belongs to this process."""
+    """Encode `ids` (one split) with `encoder` into scratch chunks; the shard [start, stop) is this process's."""
 
     ids: list[str]
     reader: object
     encoder: object
+    transform: object
     scratch: Path
     batch_size: int
     num_workers: int = 0
@@ -69,6 +73,8 @@ class EmbedJob:
     start: int = 0
     stop: int | None = None
     progress: bool = True
+    seed: int = 0
+    label: str = "embed images"
 
     def done_until(self) -> int:
         """First row of this shard not yet encoded (chunks are contiguous from `start`)."""
@@ -83,11 +89,11 @@ class EmbedJob:
         first = self.done_until()
         if first >= stop:
             return
-        dataset = ImageRows(self.ids, self.reader, self.encoder.preprocess, first, stop)
+        dataset = ImageRows(self.ids, self.reader, self.transform, first, stop, self.seed)
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=_collate,
                             pin_memory=self.encoder.device.type == "cuda", persistent_workers=False)
         position = first
-        with tqdm(total=stop - self.start, initial=first - self.start, unit="img", desc="embed images",
+        with tqdm(total=stop - self.start, initial=first - self.start, unit="img", desc=self.label,
                   disable=not self.progress, mininterval=1.0) as bar:
             for images, errors in loader:
                 self._save_chunk(position, images, errors)
@@ -100,9 +106,11 @@ class EmbedJob:
             first = next(iter(failed.values()))
             raise UserError(f"image {first.split(': ', 1)[0]} under the dataset root cannot be read "
                             f"({first.split(': ', 1)[1]}); replace or remove it, or set embed.on_error: skip.")
-        feats = np.full((len(errors), self.encoder.dim), np.nan, np.float32)  # (B, d); NaN rows = skipped images
+        views = 1 + self.transform.num_extra
+        feats = np.full((len(errors), views, self.encoder.dim), np.nan, np.float32)  # (B, 1 + A, d); NaN = skipped
         if images is not None:
-            feats[[i for i, e in enumerate(errors) if not e]] = self.encoder.encode_image_batch(images)
+            flat = self.encoder.encode_image_batch(images.flatten(0, 1))  # (B' * (1 + A), d)
+            feats[[i for i, e in enumerate(errors) if not e]] = flat.reshape(len(images), views, -1)
         with atomic_path(self.scratch / f"{position:010d}.npy") as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, feats)
@@ -122,52 +130,59 @@ class EmbedJob:
             position += meta["count"]
 
 
-def assemble(job: EmbedJob, splits: list[str], labels: list[int], out_path: Path, attrs: dict,
+def assemble(jobs: dict[str, EmbedJob], labels: dict[str, list[int]], out_path: Path, attrs: dict,
              store_dtype: str) -> list[str]:
-    """Stream the chunks into the final HDF5 (per split: features, labels, ids); return the skipped images."""
-    skipped_rows = set()
+    """Stream every split's chunks into the final HDF5 (features, labels, ids, and views when cached).
+
+    Returns the skipped (unreadable) images. Memory holds one chunk at a time, whatever the dataset size.
+    """
     skipped = []
-    for _start, _feats, errors in job.chunks():
-        skipped_rows.update(int(i) for i in errors)
-        skipped += list(errors.values())
-    keep = {s: [i for i, split in enumerate(splits) if split == s and i not in skipped_rows] for s in SPLITS}
     with atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w") as handle:
             for key, value in sorted({"schema_version": SCHEMA_VERSION, **attrs}.items()):
                 handle.attrs[key] = value
-            slots = {}
-            for split in SPLITS:
-                if keep[split]:
-                    group = handle.create_group(split)
-                    group.create_dataset("features", shape=(len(keep[split]), job.encoder.dim), dtype=store_dtype)
-                    group.create_dataset("ids", data=np.array([job.ids[i] for i in keep[split]], dtype=object),
-                                         dtype=h5py.string_dtype())
-                    group.create_dataset("labels", data=np.array([labels[i] for i in keep[split]], dtype=np.int64))
-                    slots.update({row: (split, k) for k, row in enumerate(keep[split])})
-            for start, feats, _errors in job.chunks():
-                _copy_rows(handle, slots, start, feats)
+            for split in (s for s in SPLITS if s in jobs):
+                skipped += _assemble_split(handle, split, jobs[split], labels[split], store_dtype)
     return skipped
 
 
-def _copy_rows(handle: h5py.File, slots: dict, start: int, feats: np.ndarray) -> None:
-    """Write one chunk's rows to their (split, position) slots, in contiguous runs."""
-    runs: list[tuple[str, int, int, int]] = []  # (split, first slot, first row in chunk, length)
-    for offset in range(len(feats)):
-        slot = slots.get(start + offset)
+def _assemble_split(handle: h5py.File, split: str, job: EmbedJob, labels: list[int], store_dtype: str) -> list[str]:
+    failed = {}
+    for _start, _feats, errors in job.chunks():
+        failed.update({int(i): e for i, e in errors.items()})
+    keep = [i for i in range(len(job.ids)) if i not in failed]
+    if not keep:
+        return list(failed.values())
+    group = handle.create_group(split)
+    extra = job.transform.num_extra
+    group.create_dataset("features", shape=(len(keep), job.encoder.dim), dtype=store_dtype)
+    if extra:
+        group.create_dataset("views", shape=(len(keep), extra, job.encoder.dim), dtype=store_dtype)
+    group.create_dataset("ids", data=np.array([job.ids[i] for i in keep], dtype=object), dtype=h5py.string_dtype())
+    group.create_dataset("labels", data=np.array([labels[i] for i in keep], dtype=np.int64))
+    slot = {row: k for k, row in enumerate(keep)}
+    for start, feats, _errors in job.chunks():
+        for first_row, first_slot, length in _runs([slot.get(start + i) for i in range(len(feats))]):
+            group["features"][first_slot:first_slot + length] = feats[first_row:first_row + length, 0]
+            if extra:
+                group["views"][first_slot:first_slot + length] = feats[first_row:first_row + length, 1:]
+    return list(failed.values())
+
+
+def _runs(slots: list[int | None]) -> list[tuple[int, int, int]]:
+    """(first row, first slot, length) of each run of consecutive kept rows (None = skipped row)."""
+    runs: list[tuple[int, int, int]] = []
+    for row, slot in enumerate(slots):
         if slot is None:
             continue
-        if runs and runs[-1][0] == slot[0] and runs[-1][1] + runs[-1][3] == slot[1] and \
-                runs[-1][2] + runs[-1][3] == offset:
-            runs[-1] = (*runs[-1][:3], runs[-1][3] + 1)
+        if runs and runs[-1][0] + runs[-1][2] == row and runs[-1][1] + runs[-1][2] == slot:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
         else:
-            runs.append((slot[0], slot[1], offset, 1))
-    for split, first_slot, first_row, length in runs:
-        handle[split]["features"][first_slot:first_slot + length] = feats[first_row:first_row + length]
+            runs.append((row, slot, 1))
+    return runs
 
 
 def remove_scratch(scratch: Path) -> None:
-    """Delete a finished job's chunks."""
+    """Delete a finished run's chunks (all splits)."""
     if scratch.is_dir():
-        for path in scratch.iterdir():
-            path.unlink()
-        os.rmdir(scratch)
+        shutil.rmtree(scratch)

@@ -3,7 +3,8 @@
     mdpr embed-classes      # reads params.yaml: clip (runtime for device and batch size)
 
 Writes artifacts/features/classes.h5: `features` (C, d) = mean over clip.templates of each class name's
-L2-normalised text embedding, re-normalised; `names` (C,); attributes naming the encoder and the class list.
+L2-normalised text embedding, re-normalised (or the class features brought with imported image features);
+`names` (C,); attributes naming the encoder and the class list.
 """
 import numpy as np
 
@@ -17,7 +18,10 @@ def run(params_path: str = "params.yaml") -> None:
     runtime = load_params(params_path, RuntimeParams)
     classes = data.read_classes(paths.CLASSES)
     encoder = load_encoder(clip_params, runtime.device)
-    feats = encoder.encode_class_names(classes["names"], clip_params.templates, runtime.batch_size)  # (C, d)
+    if data.IMPORTED_CLASS_FEATURES.is_file():  # brought with imported image features (dataset.name: features)
+        feats = np.load(data.IMPORTED_CLASS_FEATURES)  # (C, d)
+    else:
+        feats = encoder.encode_class_names(classes["names"], clip_params.templates, runtime.batch_size)  # (C, d)
     attrs = {**encoder.identity, "templates": clip_params.templates, "dataset": classes["dataset"],
              "num_classes": len(classes["names"]), "class_hash": classes["class_hash"]}
     store.write_h5(paths.CLASSES_H5, {"": {"features": feats.astype(np.float32),

@@ -3,12 +3,15 @@
     mdpr prepare            # reads params.yaml: dataset
 
 Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, train counts, many/medium/few
-groups, class-list hash) and, for synthetic-lt, the generated PNGs under artifacts/data/images/.
+groups, class-list hash), for synthetic-lt the generated PNGs under artifacts/data/images/, and for an imported
+features file with class text features, artifacts/data/class_features.npy.
 """
 import shutil
 
+import numpy as np
+
 from pipeline import data, paths, synthetic
-from pipeline.atomic import write_json
+from pipeline.atomic import atomic_path, write_json
 from pipeline.params import DatasetParams, load_params
 
 
@@ -23,6 +26,11 @@ def run(params_path: str = "params.yaml") -> None:
         synthetic.write_images(images, spec.rows, spec.names, params.image_size, params.seed)
     else:
         (images / "README.txt").write_text(f"Images of {params.name} are read from dataset.root.\n")
+    data.IMPORTED_CLASS_FEATURES.unlink(missing_ok=True)
+    if spec.class_features is not None:
+        with atomic_path(data.IMPORTED_CLASS_FEATURES) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, spec.class_features.astype(np.float32))
     data.write_manifest(paths.MANIFEST, spec.rows)
     record = data.classes_record(spec, params.name)
     write_json(paths.CLASSES, record)

@@ -12,6 +12,7 @@ from pipeline import data, embed, paths, store
 from pipeline.clip import load_encoder
 from pipeline.errors import UserError
 from pipeline.params import ClipParams, DatasetParams, EmbedParams, RuntimeParams, load_params
+from pipeline.views import ViewTransform
 from stages import embed_images
 from tests.conftest import write_params
 
@@ -35,13 +36,14 @@ def test_rerun_is_byte_identical_and_cleans_scratch(project, embedded_world):
 
 
 def _job(project, stop=None):
+    """The train split's job of `mdpr embed-images`, as the stage builds it."""
     dataset = load_params("params.yaml", DatasetParams)
     encoder = load_encoder(load_params("params.yaml", ClipParams), "cpu")
     embed_params = load_params("params.yaml", EmbedParams)
     fingerprint = embed_images._fingerprint(encoder.identity, dataset, embed_params, paths.MANIFEST.read_bytes())
-    ids = [r[1] for r in data.read_manifest(paths.MANIFEST)]
-    return embed.EmbedJob(ids, data.ImageReader(dataset), encoder, paths.SCRATCH / "embed" / fingerprint,
-                          batch_size=16, stop=stop, progress=False)
+    ids = [r[1] for r in data.read_manifest(paths.MANIFEST) if r[0] == "train"]
+    return embed.EmbedJob(ids, data.ImageReader(dataset), encoder, ViewTransform(encoder.preprocess, 32),
+                          paths.SCRATCH / "embed" / fingerprint / "train", batch_size=16, stop=stop, progress=False)
 
 
 def test_resume_continues_and_matches_uninterrupted_run(project, embedded_world):
@@ -53,7 +55,7 @@ def test_resume_continues_and_matches_uninterrupted_run(project, embedded_world)
     embed_images.run()
     assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()
     assert len(chunks_before) == 3
-    assert not partial.scratch.exists()              # the finished run removed its progress
+    assert not partial.scratch.parent.exists()       # the finished run removed its progress
 
 
 def test_scratch_of_other_inputs_is_not_reused(project):
@@ -67,16 +69,15 @@ def test_scratch_of_other_inputs_is_not_reused(project):
 
 
 def test_sigkill_part_way_then_rerun_gives_same_bytes(project, embedded_world):
-    write_params(project, {"runtime": {"batch_size": 4, "num_workers": 0, "device": "cpu"}})
-    (project / paths.IMAGES_H5).unlink()
+    (project / paths.IMAGES_H5).unlink()          # same batch size as the reference: same batches, same bits
     mdpr = [sys.executable, "-m", "stages.cli", "embed-images"]
     proc = subprocess.Popen(mdpr, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((project / ".cache").glob("embed/*/*.json"))) < 3:
+    while time.time() < deadline and len(list((project / ".cache").glob("embed/*/train/*.json"))) < 3:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(list((project / ".cache").glob("embed/*/*.json")))
+    done = len(list((project / ".cache").glob("embed/*/train/*.json")))
     assert done >= 3 and not (project / paths.IMAGES_H5).exists()   # killed part-way, nothing at the output
     result = subprocess.run(mdpr, cwd=project, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
