@@ -28,10 +28,12 @@ TINY_PARAMS = {
 
 
 def write_params(directory: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
-    """params.yaml in `directory`: TINY_PARAMS (or `base`) with per-section overrides merged in."""
-    params = {k: dict(v) for k, v in (base or TINY_PARAMS).items()}
-    for section, values in (overrides or {}).items():
-        params.setdefault(section, {}).update(values)
+    """A complete params.yaml in `directory` (every section, as DVC needs): the repo's defaults, then TINY_PARAMS
+    (or `base`), then the per-section `overrides`."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for layer in (base or TINY_PARAMS, overrides or {}):
+        for section, values in layer.items():
+            params.setdefault(section, {}).update(values)
     path = Path(directory) / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
@@ -68,6 +70,30 @@ def embedded_world(tmp_path_factory) -> Path:
         embed_classes.run()
         confusion.run()
     return world
+
+
+@pytest.fixture(scope="session")
+def trained_world(tmp_path_factory, embedded_world) -> Path:
+    """The embedded world carried through library (offline), embed-library, train and evaluate (read-only use)."""
+    from stages import embed_library, evaluate, library, train
+
+    world = tmp_path_factory.mktemp("trained_world") / "project"
+    shutil.copytree(embedded_world, world)
+    with inside(world):
+        library.run()
+        embed_library.run()
+        train.run()
+        evaluate.run()
+    return world
+
+
+@pytest.fixture
+def trained_project(tmp_path, trained_world, monkeypatch) -> Path:
+    """A private copy of the trained world as the working directory."""
+    target = tmp_path / "project"
+    shutil.copytree(trained_world, target)
+    monkeypatch.chdir(target)
+    return target
 
 
 @pytest.fixture

@@ -1,0 +1,79 @@
+"""`mdpr predict`: classify image files or folders with the trained model (not a DVC stage).
+
+    mdpr predict photo.jpg                      # top-5 classes, routing per dimension, most-routed description
+    mdpr predict photos/ --top-k 3 --json       # one JSON list of per-image objects on stdout
+    mdpr predict photos/ --out preds.csv --skip-unreadable    # batch results as CSV, with a progress bar
+
+Reads params.yaml: clip (must name the encoder the features were made with), evaluate (fusion weight, post-hoc
+adjustment) and runtime (device, batch size, workers); run it from the project root, after `dvc repro`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+
+import click
+
+from pipeline.atomic import atomic_path
+from pipeline.errors import UserError
+from pipeline.params import ClipParams, EvaluateParams, RuntimeParams, load_params
+
+
+@click.command(name="predict")
+@click.argument("inputs", nargs=-1, required=True, metavar="PATH...")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="Params file to read.")  # stages.cli.params_option: cli imports this module, so not importable here
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes listed per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of per-image results.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write results to this CSV (atomically) instead of text.")
+@click.option("--skip-unreadable", is_flag=True, help="Report unreadable images on stderr and go on.")
+def command(**options) -> None:
+    """Top-k classes of image files or folders, with the router's view of the top class."""
+    from stages.cli import _quiet_libraries, user_errors
+
+    _quiet_libraries()
+    user_errors(_predict)(**options)
+
+
+def _predict(inputs: tuple[str, ...], params_path: str, top_k: int, as_json: bool, out: str | None,
+             skip_unreadable: bool) -> None:
+    from pipeline import predict as predict_lib
+
+    images = predict_lib.collect_images(list(inputs))
+    predictor = predict_lib.load_predictor(load_params(params_path, ClipParams), load_params(params_path,
+                                           EvaluateParams), load_params(params_path, RuntimeParams))
+    results, skipped = predict_lib.predict(predictor, images, top_k, skip_unreadable, progress=out is not None)
+    for error in skipped:
+        click.echo(f"skipped: {error}", err=True)
+    if not results:
+        raise UserError(f"predict: none of the {len(images)} image(s) could be read.")
+    if out:
+        write_csv(out, [predict_lib.as_csv_row(r) for r in results])
+    if as_json:
+        click.echo(json.dumps([predict_lib.as_record(r) for r in results], indent=2, ensure_ascii=False))
+    elif out:
+        click.echo(f"predict: {len(results)} image(s) -> {out}" + (f", {len(skipped)} skipped" if skipped else ""))
+    else:
+        for result in results:
+            click.echo(format_text(result))
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    """The rows as CSV with a header, atomically (nothing half-written at `path`)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def format_text(result) -> str:
+    """One image's block: path, ranked classes with probabilities, routing of the top class, its top description."""
+    width = max(len(name) for _c, name, _p in result.top_k)
+    lines = [result.path] + [f"  {rank}. {name:<{width}}  {prob:.4f}"
+                             for rank, (_c, name, prob) in enumerate(result.top_k, 1)]
+    routing = ", ".join(f"{dim} {weight:.3f}" for dim, weight in result.routing.items())
+    lines.append(f"  routing ({result.top_k[0][1]}): {routing}")
+    lines.append(f"  top description [{result.description.dimension}, {result.description.weight:.3f}]: "
+                 f"{result.description.text}")
+    return "\n".join(lines)
