@@ -9,7 +9,6 @@ shipped `mdpr-tiny` architecture (pipeline/model_configs/) is ~3.5 M parameters 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.device import resolve_device
 from pipeline.errors import UserError
 from pipeline.params import ClipParams
+from pipeline.store import file_sha256
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 TEMPLATES = {
@@ -36,23 +37,6 @@ def register_configs() -> None:
     for path in sorted(CONFIG_DIR.glob("*.json")):
         if path.stem not in open_clip.list_models():
             open_clip.add_model_config(path)
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` is cuda when present, else cpu; an explicit cuda without a GPU is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"runtime.device = {device} but no CUDA GPU is visible; use auto or cpu.")
-    return torch.device(device)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -107,7 +91,8 @@ def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
     torch.manual_seed(params.seed)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            params.model, pretrained=pretrained, precision=params.precision, device=torch_device)
+            params.model, pretrained=pretrained, precision=params.precision, device=torch_device,
+            force_quick_gelu=_needs_quick_gelu(params))
     except RuntimeError as err:
         raise UserError(f"clip.pretrained = {params.pretrained!r} for {params.model}: weights could not be loaded "
                         f"({str(err).splitlines()[0][:160]}); on a machine without internet, download them once "
@@ -122,6 +107,15 @@ def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
                 "std": json.dumps([round(float(v), 6) for v in visual_cfg.get("std", open_clip.OPENAI_DATASET_STD)])}
     return Encoder(model, preprocess, tokenizer, identity, torch_device, open_clip.get_input_dtype(params.precision)
                    or torch.float32)
+
+
+def _needs_quick_gelu(params: ClipParams) -> bool:
+    """OpenAI's weights were trained with QuickGELU: build `ViT-B-16` + `openai` that way (open_clip would only warn)."""
+    import open_clip
+
+    if params.pretrained.lower() == "none" or Path(params.pretrained).exists():
+        return False
+    return bool(open_clip.get_pretrained_cfg(params.model, params.pretrained).get("quick_gelu"))
 
 
 def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:

@@ -14,8 +14,6 @@ embedding stage, whatever the dataset kind:
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import synthetic
+from pipeline.paths import SYNTHETIC_IMAGES
 from pipeline.errors import UserError
 from pipeline.params import DatasetParams
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-SYNTHETIC_IMAGES = Path("artifacts/data/images")
-IMPORTED_CLASS_FEATURES = Path("artifacts/data/class_features.npy")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-GROUP_THRESHOLDS = {"many": "> 100", "medium": "20..100", "few": "< 20"}
 IMAGENET_LT_HELP = ("ImageNet_LT_train.txt comes with the ImageNet-LT release (facebookresearch/classifier-balancing, "
                     "'Dataset' section of its README); download it and set dataset.train_list to its path")
 
@@ -54,16 +50,6 @@ class DatasetSpec:
 def lt_counts(n_max: int, num_classes: int, imbalance_factor: float) -> list[int]:
     """Exponential long-tailed profile n_i = floor(n_max * IF^(-i/(C-1)))."""
     return [math.floor(n_max * imbalance_factor ** (-i / (num_classes - 1))) for i in range(num_classes)]
-
-
-def group_of(count: int) -> str:
-    """many (> 100 training images), medium (20..100) or few (< 20)."""
-    return "many" if count > 100 else ("few" if count < 20 else "medium")
-
-
-def class_hash(names: list[str]) -> str:
-    """sha256 of the ordered class list: ties every cache to the classes it was made for."""
-    return hashlib.sha256(json.dumps(list(names)).encode()).hexdigest()[:16]
 
 
 def build_dataset(params: DatasetParams) -> DatasetSpec:
@@ -254,36 +240,3 @@ class ImageReader:
             return image.convert("RGB")
 
 
-def write_manifest(path: Path, rows: list[tuple[str, str, int]]) -> None:
-    """The manifest as CSV (split,id,label), atomically."""
-    from pipeline.atomic import write_text
-
-    write_text(path, "split,id,label\n" + "".join(f"{s},{_csv_field(i)},{label}\n" for s, i, label in rows))
-
-
-def _csv_field(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"' if any(ch in value for ch in ',"\n') else value
-
-
-def read_manifest(path: Path) -> list[tuple[str, str, int]]:
-    """Rows of a manifest written by `write_manifest` (clear error when missing)."""
-    if not Path(path).is_file():
-        raise UserError(f"{path} not found; run `mdpr prepare` (or `dvc repro prepare`) first.")
-    with open(path, newline="") as handle:
-        return [(r["split"], r["id"], int(r["label"])) for r in csv.DictReader(handle)]
-
-
-def classes_record(spec: DatasetSpec, dataset_name: str) -> dict:
-    """The content of classes.json: names, train counts, groups and the class-list hash."""
-    counts = spec.train_counts()
-    return {"dataset": dataset_name, "names": spec.names, "train_counts": counts,
-            "groups": [group_of(n) for n in counts], "group_thresholds": GROUP_THRESHOLDS,
-            "class_hash": class_hash(spec.names),
-            "splits": {s: sum(1 for r in spec.rows if r[0] == s) for s in ("train", "val", "test")}}
-
-
-def read_classes(path: Path) -> dict:
-    """classes.json (clear error when missing)."""
-    if not Path(path).is_file():
-        raise UserError(f"{path} not found; run `mdpr prepare` (or `dvc repro prepare`) first.")
-    return json.loads(Path(path).read_text())

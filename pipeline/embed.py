@@ -51,7 +51,7 @@ class ImageRows(Dataset):
             return None, f"{image_id}: {type(err).__name__}: {str(err)[:160]}"
 
 
-def _collate(batch):
+def collate_views(batch):
     """Stack the readable images into (B', 1 + A, 3, S, S); the errors list keeps one entry per row ('')."""
     errors = [err for _img, err in batch]
     good = [img for img, _err in batch if img is not None]
@@ -90,7 +90,7 @@ class EmbedJob:
         if first >= stop:
             return
         dataset = ImageRows(self.ids, self.reader, self.transform, first, stop, self.seed)
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=_collate,
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_views,
                             pin_memory=self.encoder.device.type == "cuda", persistent_workers=False)
         position = first
         with tqdm(total=stop - self.start, initial=first - self.start, unit="img", desc=self.label,

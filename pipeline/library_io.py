@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.library import clip_text
+from pipeline.descriptions import clip_text
 
 
 @dataclass

@@ -388,3 +388,22 @@ def field_docs(cls: type) -> dict[str, str]:
 
 __all__ = ["SECTIONS", "DIMENSIONS", "DATASETS", "load_params", "from_dict", "read_yaml", "defaults_yaml",
            "field_docs"] + [cls.__name__ for cls in SECTIONS.values()]
+
+
+def reference_markdown() -> str:
+    """The params reference of the README: every section, key, default and docstring line."""
+    lines = []
+    defaults = defaults_yaml()
+    for name, cls in SECTIONS.items():
+        docs = field_docs(cls)
+        lines += [f"**`{name}`**: {cls.__doc__.split(':', 1)[1].strip()}", "",
+                  "| key | default | meaning |", "|---|---|---|"]
+        for key, value in defaults[name].items():
+            shown = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+            lines.append(f"| `{name}.{key}` | `{shown}` | {docs[key]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m pipeline.params  (regenerates the README's params reference)
+    print(reference_markdown())

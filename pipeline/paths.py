@@ -4,6 +4,8 @@ from pathlib import Path
 ARTIFACTS = Path("artifacts")
 MANIFEST = ARTIFACTS / "data" / "manifest.csv"
 CLASSES = ARTIFACTS / "data" / "classes.json"
+SYNTHETIC_IMAGES = ARTIFACTS / "data" / "images"
+IMPORTED_CLASS_FEATURES = ARTIFACTS / "data" / "class_features.npy"
 IMAGES_H5 = ARTIFACTS / "features" / "images.h5"
 SKIPPED = ARTIFACTS / "features" / "skipped.json"
 CLASSES_H5 = ARTIFACTS / "features" / "classes.h5"

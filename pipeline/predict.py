@@ -27,13 +27,13 @@ from tqdm import tqdm
 from pipeline import library_io, paths, store
 from pipeline.clip import Encoder, load_encoder
 from pipeline.data import IMAGE_SUFFIXES
-from pipeline.embed import ImageRows, _collate
+from pipeline.embed import ImageRows, collate_views
 from pipeline.errors import UserError
-from pipeline.evaluation import load_checkpoint
-from pipeline.features import build_model, load_features
+from pipeline.evaluation import fused_logits, load_checkpoint, load_trained_model, per_dimension
+from pipeline.features import load_features
 from pipeline.losses import class_log_prior
-from pipeline.model import MDPRModel, fuse
-from pipeline.params import ClipParams, EvaluateParams, ModelParams, RuntimeParams, from_dict
+from pipeline.model import MDPRModel
+from pipeline.params import ClipParams, EvaluateParams, RuntimeParams
 from pipeline.views import ViewTransform
 
 IDENTITY_KEYS_IGNORED = ("precision",)  # numeric format, not another encoder
@@ -75,13 +75,11 @@ class Predictor:
 
 def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeParams) -> Predictor:
     """Encoder + checkpoint + library, checked to belong together (paths relative to the project root)."""
-    feats = load_features()
+    feats = load_features(with_images=False)
     checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
     encoder = load_encoder(clip, runtime.device)
     check_encoder(encoder.identity, feats.image_attrs, checkpoint.get("encoder", {}))
-    model = build_model(feats, from_dict(ModelParams, checkpoint["model"]))
-    model.load_state_dict(checkpoint["state_dict"])
-    model.eval().to(encoder.device)
+    model = load_trained_model(feats, checkpoint).to(encoder.device)
     names = feats.classes["names"]
     image_size = json.loads(encoder.identity["image_size"])[0]
     transform = ViewTransform(encoder.preprocess, image_size, feats.image_attrs.get("test_views", "none"))
@@ -142,7 +140,7 @@ def predict(predictor: Predictor, images: list[Path], top_k: int = 5, skip_unrea
     names = [str(p) for p in images]
     rows = ImageRows(names, open_rgb, predictor.transform, 0, len(names))
     loader = DataLoader(rows, batch_size=predictor.runtime.batch_size, num_workers=predictor.runtime.num_workers,
-                        collate_fn=_collate, pin_memory=predictor.encoder.device.type == "cuda")
+                        collate_fn=collate_views, pin_memory=predictor.encoder.device.type == "cuda")
     results, skipped, position = [], [], 0
     with tqdm(total=len(names), unit="img", desc="predict", disable=not progress, mininterval=1.0) as bar:
         for stacks, errors in loader:  # stacks (B', 1 + A, 3, S, S): readable images only
@@ -172,7 +170,7 @@ def score(predictor: Predictor, image_feats: torch.Tensor, names: list[str], top
     base = torch.stack([v["base"] for v in views]).float().mean(0)  # (B, C)
     sem = torch.stack([v["sem"] for v in views]).float().mean(0)  # (B, C)
     weights = torch.stack([v["weights"] for v in views]).float().mean(0)  # (B, C, V)
-    logits = fuse(base, sem, params.fusion_weight) - params.posthoc_tau * predictor.log_prior  # (B, C)
+    logits = fused_logits(base, sem, params.fusion_weight, params.posthoc_tau, predictor.log_prior)  # (B, C)
     probs, classes = logits.softmax(-1).topk(min(top_k, logits.shape[1]), dim=-1)  # (B, k) each
     top_weights = weights[torch.arange(len(names), device=classes.device), classes[:, 0]].cpu().numpy()  # (B, V)
     results = []
@@ -187,7 +185,7 @@ def score(predictor: Predictor, image_feats: torch.Tensor, names: list[str], top
 def explain(predictor: Predictor, class_index: int, weights: np.ndarray) -> tuple[dict[str, float], Description]:
     """A class's routing weights (V,) as {dimension: summed weight} and its most-routed description."""
     dims = predictor.dimensions
-    routing = {dim: float(sum(w for w, d in zip(weights, dims) if d == dim)) for dim in dict.fromkeys(dims)}
+    routing = {dim: float(total) for dim, total in per_dimension(weights, dims).items()}
     slot = int(np.argmax(weights))  # masked slots have weight 0
     return routing, Description(dims[slot], predictor.texts[class_index][slot] or "", float(weights[slot]))
 

@@ -10,6 +10,7 @@ truncated or foreign file into one clear line.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,15 @@ from pipeline.errors import UserError
 SCHEMA_VERSION = 1
 REBUILD_HINT = {"images.h5": "mdpr embed-images", "classes.h5": "mdpr embed-classes",
                 "library.h5": "mdpr embed-library"}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_h5(path: str | Path, groups: dict[str, dict[str, np.ndarray]], attrs: dict) -> None:
@@ -99,11 +109,9 @@ def check_attrs(path: Path, attrs: dict, expect: dict) -> None:
 
 def read_attrs(path: str | Path) -> dict:
     """Only the root attributes (cheap; no array is read)."""
-    groups_attrs = None
     try:
         with h5py.File(path, "r") as handle:
-            groups_attrs = {k: _plain(v) for k, v in handle.attrs.items()}
+            return {k: _plain(v) for k, v in handle.attrs.items()}
     except OSError as err:
         raise UserError(f"{path} is missing, truncated or not HDF5 ({str(err)[:80]}); rerun "
                         f"`{REBUILD_HINT.get(Path(path).name, 'dvc repro')}`.") from None
-    return groups_attrs

@@ -8,40 +8,11 @@ prints one line `error: ...` and exits with status 2, without a traceback.
 """
 from __future__ import annotations
 
-import functools
 import importlib
-import logging
-import os
-import sys
 
 import click
 
-from pipeline.errors import UserError
-
-params_option = click.option("--params", "params_path", default="params.yaml", show_default=True,
-                             type=click.Path(dir_okay=False), help="Params file to read.")
-
-
-def _quiet_libraries() -> None:
-    """Hide open_clip's 'initialised randomly' notice and similar chatter from third-party loggers."""
-    logging.getLogger().setLevel(logging.ERROR)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def user_errors(func):
-    """Turn a UserError (or a missing file) into one line on stderr and exit status 2."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UserError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted; rerun the same command to resume.", err=True)
-            sys.exit(130)
-    return wrapper
-
+from stages.common import params_option, user_errors
 
 def stage_command(name: str, module: str, help_text: str):
     """A click command that runs `stages.<module>.run(params_path)`."""
@@ -49,7 +20,6 @@ def stage_command(name: str, module: str, help_text: str):
     @params_option
     @user_errors
     def command(params_path: str) -> None:
-        _quiet_libraries()
         importlib.import_module(f"stages.{module}").run(params_path)
     return command
 

@@ -6,14 +6,14 @@ Reads images.h5 (train) and classes.h5; writes artifacts/library/confusion.json:
 accuracy and its `confusion.top_k` most-confused other classes with counts. The library stage names the first one in
 the `differential` prompt.
 """
-from pipeline import data, paths, store, zeroshot
+from pipeline import manifest, paths, store, zeroshot
 from pipeline.atomic import write_json
 from pipeline.params import ConfusionParams, load_params
 
 
 def run(params_path: str = "params.yaml") -> None:
     params = load_params(params_path, ConfusionParams)
-    classes = data.read_classes(paths.CLASSES)
+    classes = manifest.read_classes(paths.CLASSES)
     expect = {"class_hash": classes["class_hash"]}
     images, image_attrs = store.read_h5(paths.IMAGES_H5, expect)
     text, _ = store.read_h5(paths.CLASSES_H5, {**expect, "model": image_attrs["model"],

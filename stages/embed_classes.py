@@ -8,7 +8,7 @@ L2-normalised text embedding, re-normalised (or the class features brought with 
 """
 import numpy as np
 
-from pipeline import data, paths, store
+from pipeline import manifest, paths, store
 from pipeline.clip import load_encoder
 from pipeline.params import ClipParams, RuntimeParams, load_params
 
@@ -16,10 +16,10 @@ from pipeline.params import ClipParams, RuntimeParams, load_params
 def run(params_path: str = "params.yaml") -> None:
     clip_params = load_params(params_path, ClipParams)
     runtime = load_params(params_path, RuntimeParams)
-    classes = data.read_classes(paths.CLASSES)
+    classes = manifest.read_classes(paths.CLASSES)
     encoder = load_encoder(clip_params, runtime.device)
-    if data.IMPORTED_CLASS_FEATURES.is_file():  # brought with imported image features (dataset.name: features)
-        feats = np.load(data.IMPORTED_CLASS_FEATURES)  # (C, d)
+    if paths.IMPORTED_CLASS_FEATURES.is_file():  # brought with imported image features (dataset.name: features)
+        feats = np.load(paths.IMPORTED_CLASS_FEATURES)  # (C, d)
     else:
         feats = encoder.encode_class_names(classes["names"], clip_params.templates, runtime.batch_size)  # (C, d)
     attrs = {**encoder.identity, "templates": clip_params.templates, "dataset": classes["dataset"],

@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from pathlib import Path
 
-from pipeline import data, embed, paths, store
+from pipeline import data, embed, manifest, paths, store
 from pipeline.atomic import write_json
 from pipeline.clip import load_encoder
 from pipeline.errors import UserError
@@ -37,8 +37,8 @@ def run(params_path: str = "params.yaml") -> None:
     clip_params = load_params(params_path, ClipParams)
     embed_params = load_params(params_path, EmbedParams)
     rank, world = _init_distributed()
-    rows = data.read_manifest(paths.MANIFEST)
-    classes = data.read_classes(paths.CLASSES)
+    rows = manifest.read_manifest(paths.MANIFEST)
+    classes = manifest.read_classes(paths.CLASSES)
     device = runtime.device
     if world > 1 and device in ("auto", "cuda") and _cuda():
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"

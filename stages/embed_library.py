@@ -7,7 +7,7 @@ Writes `features` (C, V, d), `mask` (C, V) (False where a file-imported class ha
 """
 import numpy as np
 
-from pipeline import data, library_io, paths, store
+from pipeline import library_io, manifest, paths, store
 from pipeline.clip import load_encoder
 from pipeline.params import ClipParams, RuntimeParams, load_params
 
@@ -15,7 +15,7 @@ from pipeline.params import ClipParams, RuntimeParams, load_params
 def run(params_path: str = "params.yaml") -> None:
     clip_params = load_params(params_path, ClipParams)
     runtime = load_params(params_path, RuntimeParams)
-    classes = data.read_classes(paths.CLASSES)
+    classes = manifest.read_classes(paths.CLASSES)
     table = library_io.read_library(paths.LIBRARY, classes["names"])
     text, _ = store.read_h5(paths.CLASSES_H5, {"class_hash": classes["class_hash"], "model": clip_params.model})
     encoder = load_encoder(clip_params, runtime.device)

@@ -17,22 +17,21 @@ import click
 from pipeline.atomic import atomic_path
 from pipeline.errors import UserError
 from pipeline.params import ClipParams, EvaluateParams, RuntimeParams, load_params
+from stages.common import params_option, user_errors
 
 
 @click.command(name="predict")
 @click.argument("inputs", nargs=-1, required=True, metavar="PATH...")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
-              help="Params file to read.")  # stages.cli.params_option: cli imports this module, so not importable here
+@params_option
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes listed per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list of per-image results.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write results to this CSV (atomically) instead of text.")
 @click.option("--skip-unreadable", is_flag=True, help="Report unreadable images on stderr and go on.")
-def command(**options) -> None:
+@user_errors
+def command(inputs: tuple[str, ...], params_path: str, top_k: int, as_json: bool, out: str | None,
+            skip_unreadable: bool) -> None:
     """Top-k classes of image files or folders, with the router's view of the top class."""
-    from stages.cli import _quiet_libraries, user_errors
-
-    _quiet_libraries()
-    user_errors(_predict)(**options)
+    _predict(inputs, params_path, top_k, as_json, out, skip_unreadable)
 
 
 def _predict(inputs: tuple[str, ...], params_path: str, top_k: int, as_json: bool, out: str | None,

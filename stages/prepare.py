@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 
-from pipeline import data, paths, synthetic
+from pipeline import data, manifest, paths, synthetic
 from pipeline.atomic import atomic_path, write_json
 from pipeline.params import DatasetParams, load_params
 
@@ -18,7 +18,7 @@ from pipeline.params import DatasetParams, load_params
 def run(params_path: str = "params.yaml") -> None:
     params = load_params(params_path, DatasetParams)
     spec = data.build_dataset(params)
-    images = data.SYNTHETIC_IMAGES
+    images = paths.SYNTHETIC_IMAGES
     if images.exists():
         shutil.rmtree(images)
     images.mkdir(parents=True)
@@ -26,13 +26,13 @@ def run(params_path: str = "params.yaml") -> None:
         synthetic.write_images(images, spec.rows, spec.names, params.image_size, params.seed)
     else:
         (images / "README.txt").write_text(f"Images of {params.name} are read from dataset.root.\n")
-    data.IMPORTED_CLASS_FEATURES.unlink(missing_ok=True)
+    paths.IMPORTED_CLASS_FEATURES.unlink(missing_ok=True)
     if spec.class_features is not None:
-        with atomic_path(data.IMPORTED_CLASS_FEATURES) as tmp:
+        with atomic_path(paths.IMPORTED_CLASS_FEATURES) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, spec.class_features.astype(np.float32))
-    data.write_manifest(paths.MANIFEST, spec.rows)
-    record = data.classes_record(spec, params.name)
+    manifest.write_manifest(paths.MANIFEST, spec.rows)
+    record = manifest.classes_record(spec.names, spec.rows, params.name)
     write_json(paths.CLASSES, record)
     groups = {g: record["groups"].count(g) for g in ("many", "medium", "few")}
     print(f"prepare: {params.name}: {len(spec.names)} classes, splits {record['splits']}, "

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import data, synthetic
+from pipeline import data, manifest, synthetic
 from pipeline.errors import UserError
 from pipeline.params import DatasetParams
 
@@ -37,7 +37,7 @@ def test_synthetic_manifest_is_deterministic_and_long_tailed():
     assert spec == data.build_dataset(params)
     counts = spec.train_counts()
     assert counts == data.lt_counts(200, 20, 50)
-    groups = {data.group_of(n) for n in counts}
+    groups = {manifest.group_of(n) for n in counts}
     assert groups == {"many", "medium", "few"}
     assert len(set(spec.names)) == 20 and spec.names[0] == "red circle"
     assert len(set(synthetic.class_names(96))) == 96
@@ -54,7 +54,7 @@ def test_synthetic_images_are_byte_identical(tmp_path):
 
 
 def test_groups_thresholds():
-    assert [data.group_of(n) for n in (101, 100, 20, 19)] == ["many", "medium", "medium", "few"]
+    assert [manifest.group_of(n) for n in (101, 100, 20, 19)] == ["many", "medium", "medium", "few"]
 
 
 def _folder(root, classes):
@@ -105,5 +105,5 @@ def test_cifar_without_files_or_network_is_clear(tmp_path):
 
 def test_manifest_round_trip_with_awkward_ids(tmp_path):
     rows = [("train", "dir, with comma/x.png", 0), ("test", 'q"uote.png', 1)]
-    data.write_manifest(tmp_path / "m.csv", rows)
-    assert data.read_manifest(tmp_path / "m.csv") == rows
+    manifest.write_manifest(tmp_path / "m.csv", rows)
+    assert manifest.read_manifest(tmp_path / "m.csv") == rows

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import data, embed, paths, store
+from pipeline import data, embed, manifest, paths, store
 from pipeline.clip import load_encoder
 from pipeline.errors import UserError
 from pipeline.params import ClipParams, DatasetParams, EmbedParams, RuntimeParams, load_params
@@ -24,7 +24,7 @@ def test_embedded_world_has_every_split(embedded_world):
         assert groups[split]["features"].shape == (n, 64)
         np.testing.assert_allclose(np.linalg.norm(groups[split]["features"], axis=1), 1, atol=1e-5)
     assert attrs["class_hash"] == classes["class_hash"] and attrs["model"] == "mdpr-tiny"
-    manifest = data.read_manifest(embedded_world / paths.MANIFEST)
+    manifest = manifest.read_manifest(embedded_world / paths.MANIFEST)
     assert list(groups["train"]["ids"]) == [r[1] for r in manifest if r[0] == "train"]
     assert list(groups["test"]["labels"]) == [r[2] for r in manifest if r[0] == "test"]
 
@@ -41,7 +41,7 @@ def _job(project, stop=None):
     encoder = load_encoder(load_params("params.yaml", ClipParams), "cpu")
     embed_params = load_params("params.yaml", EmbedParams)
     fingerprint = embed_images._fingerprint(encoder.identity, dataset, embed_params, paths.MANIFEST.read_bytes())
-    ids = [r[1] for r in data.read_manifest(paths.MANIFEST) if r[0] == "train"]
+    ids = [r[1] for r in manifest.read_manifest(paths.MANIFEST) if r[0] == "train"]
     return embed.EmbedJob(ids, data.ImageReader(dataset), encoder, ViewTransform(encoder.preprocess, 32),
                           paths.SCRATCH / "embed" / fingerprint / "train", batch_size=16, stop=stop, progress=False)
 
@@ -85,8 +85,8 @@ def test_sigkill_part_way_then_rerun_gives_same_bytes(project, embedded_world):
 
 
 def _corrupt_one_image(project) -> str:
-    image_id = data.read_manifest(paths.MANIFEST)[7][1]
-    target = data.SYNTHETIC_IMAGES / image_id
+    image_id = manifest.read_manifest(paths.MANIFEST)[7][1]
+    target = paths.SYNTHETIC_IMAGES / image_id
     target.write_bytes(target.read_bytes()[:40])          # a truncated PNG
     return image_id
 

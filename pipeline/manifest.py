@@ -1,0 +1,66 @@
+"""The prepare stage's outputs, read and written: manifest.csv and classes.json.
+
+    write_manifest(paths.MANIFEST, rows); rows = read_manifest(paths.MANIFEST)      # (split, id, label) rows
+    classes = read_classes(paths.CLASSES)    # names, train_counts, groups, class_hash, ...
+
+Kept apart from the dataset builders (pipeline/data.py) so the stages that only read these files do not depend on
+the dataset code.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+GROUP_THRESHOLDS = {"many": "> 100", "medium": "20..100", "few": "< 20"}
+
+
+def group_of(count: int) -> str:
+    """many (> 100 training images), medium (20..100) or few (< 20)."""
+    return "many" if count > 100 else ("few" if count < 20 else "medium")
+
+
+def class_hash(names: list[str]) -> str:
+    """sha256 of the ordered class list: ties every cache to the classes it was made for."""
+    return hashlib.sha256(json.dumps(list(names)).encode()).hexdigest()[:16]
+
+
+def write_manifest(path: Path, rows: list[tuple[str, str, int]]) -> None:
+    """The manifest as CSV (split,id,label), atomically."""
+    from pipeline.atomic import write_text
+
+    write_text(path, "split,id,label\n" + "".join(f"{s},{_csv_field(i)},{label}\n" for s, i, label in rows))
+
+
+def _csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(ch in value for ch in ',"\n') else value
+
+
+def read_manifest(path: Path) -> list[tuple[str, str, int]]:
+    """Rows of a manifest written by `write_manifest` (clear error when missing)."""
+    if not Path(path).is_file():
+        raise UserError(f"{path} not found; run `mdpr prepare` (or `dvc repro prepare`) first.")
+    with open(path, newline="") as handle:
+        return [(r["split"], r["id"], int(r["label"])) for r in csv.DictReader(handle)]
+
+
+def classes_record(names: list[str], rows: list[tuple[str, str, int]], dataset_name: str) -> dict:
+    """The content of classes.json: names, train counts, groups and the class-list hash."""
+    counts = [0] * len(names)
+    for split, _id, label in rows:
+        if split == "train":
+            counts[label] += 1
+    return {"dataset": dataset_name, "names": list(names), "train_counts": counts,
+            "groups": [group_of(n) for n in counts], "group_thresholds": GROUP_THRESHOLDS,
+            "class_hash": class_hash(names),
+            "splits": {s: sum(1 for r in rows if r[0] == s) for s in ("train", "val", "test")}}
+
+
+def read_classes(path: Path) -> dict:
+    """classes.json (clear error when missing)."""
+    if not Path(path).is_file():
+        raise UserError(f"{path} not found; run `mdpr prepare` (or `dvc repro prepare`) first.")
+    return json.loads(Path(path).read_text())
