@@ -95,8 +95,6 @@ def test_committed_params_yaml_holds_the_demo_values():
     assert yaml.safe_load((REPO / "params.yaml").read_text()) == defaults_yaml()
 
 
-@pytest.mark.xfail(strict=True, reason="params.yaml as committed ends with a blank line ('\\n\\n'); the lead should "
-                                       "regenerate it with `mdpr preset demo` (then drop this marker)")
 def test_committed_params_yaml_is_what_demo_writes():
     assert (REPO / "params.yaml").read_text() == presets.render(defaults_yaml())
 
