@@ -215,6 +215,8 @@ class ModelParams:
     """Weight of the adapter output in the residual mix."""
     logit_scale: float = 30.0
     """Initial logit scale s (learnable; clamped at 100)."""
+    router_init: Literal["identity", "pytorch"] = "identity"
+    """Router value/output projections start at the identity (semantic branch = zero-shot with the library) or random (reference code)."""
 
     def validate(self) -> None:
         _check(self, "heads", self.heads >= 1, "an integer >= 1")
