@@ -24,9 +24,9 @@ def test_embedded_world_has_every_split(embedded_world):
         assert groups[split]["features"].shape == (n, 64)
         np.testing.assert_allclose(np.linalg.norm(groups[split]["features"], axis=1), 1, atol=1e-5)
     assert attrs["class_hash"] == classes["class_hash"] and attrs["model"] == "mdpr-tiny"
-    manifest = manifest.read_manifest(embedded_world / paths.MANIFEST)
-    assert list(groups["train"]["ids"]) == [r[1] for r in manifest if r[0] == "train"]
-    assert list(groups["test"]["labels"]) == [r[2] for r in manifest if r[0] == "test"]
+    rows = manifest.read_manifest(embedded_world / paths.MANIFEST)
+    assert list(groups["train"]["ids"]) == [r[1] for r in rows if r[0] == "train"]
+    assert list(groups["test"]["labels"]) == [r[2] for r in rows if r[0] == "test"]
 
 
 def test_rerun_is_byte_identical_and_cleans_scratch(project, embedded_world):

@@ -1,0 +1,20 @@
+"""The results table printed by `mdpr evaluate` and `mdpr report`.
+
+    print(format_table(json.loads(Path("artifacts/metrics/metrics.json").read_text())))
+"""
+from __future__ import annotations
+
+COLUMNS = ("top1", "mean_class", "many", "medium", "few")
+LABELS = {"zero_shot": "zero-shot CLIP", "zero_shot_library": "zero-shot + library", "base": "base (prompts)",
+          "semantic": "semantic (router)", "mdpr": "MDPR (fused)"}
+
+
+def format_table(metrics: dict) -> str:
+    """Accuracy (%) per method and column; '-' where a group has no class."""
+    methods = [m for m in LABELS if m in metrics]
+    lines = [f"{'method':<22}" + "".join(f"{c:>11}" for c in COLUMNS)]
+    lines.append("-" * len(lines[0]))
+    for method in methods:
+        cells = [f"{100 * metrics[method][c]:>10.2f}%" if c in metrics[method] else f"{'-':>11}" for c in COLUMNS]
+        lines.append(f"{LABELS[method]:<22}" + "".join(cells))
+    return "\n".join(lines)
