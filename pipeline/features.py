@@ -8,7 +8,6 @@ one clear error, and the checkpoint can record which files it was trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+LLM_KEY_ENV = "MDPR_TEST_LLM_KEY"          # the tests' API key variable (llm.api_key_env)
+LLM_SECRET = "sk-test-SECRET-1234"         # a recognisable key that must never be written anywhere
 
 # Small enough for 2 cores, large enough to have many/medium/few classes with the default thresholds.
 TINY_PARAMS = {
@@ -103,3 +105,30 @@ def project(tmp_path, embedded_world, monkeypatch) -> Path:
     shutil.copytree(embedded_world, target)
     monkeypatch.chdir(target)
     return target
+
+
+@pytest.fixture
+def llm_key(monkeypatch):
+    """The fake API key in the environment, and fast retries (backoff base 10 ms)."""
+    from pipeline import llm
+
+    monkeypatch.setenv(LLM_KEY_ENV, LLM_SECRET)
+    monkeypatch.setattr(llm, "BACKOFF_BASE_S", 0.01)
+
+
+@pytest.fixture
+def server():
+    """A real fake OpenAI-compatible server on 127.0.0.1 (tests/fake_llm.py)."""
+    from tests.fake_llm import FakeLLM
+
+    with FakeLLM() as fake:
+        yield fake
+
+
+def openai_params(server, cache_dir, **overrides):
+    """LLMParams for the openai backend against `server`, with short timeouts for tests (overrides win)."""
+    from pipeline.params import LLMParams, from_dict
+
+    values = {"backend": "openai", "base_url": server.url, "api_key_env": LLM_KEY_ENV, "timeout_s": 2.0,
+              "max_retries": 3, "concurrency": 4, "cache_dir": str(cache_dir), **overrides}
+    return from_dict(LLMParams, values)

@@ -9,7 +9,6 @@ from pathlib import Path
 import open_clip
 import pytest
 
-from pipeline import llm as llm_module
 from pipeline.atomic import write_jsonl
 from pipeline.descriptions import (CLIP_CONTEXT, check_answer, clean_answer, clip_text, count_clip_tokens,
                                    truncate_to_fit)
@@ -18,28 +17,16 @@ from pipeline.library import build_library, format_summary, offline_description
 from pipeline.library_io import read_library
 from pipeline.params import DIMENSIONS, LibraryParams, LLMParams, from_dict
 from pipeline.prompts import PROMPTS_DIR, load_template
-from tests.fake_llm import Fault, FakeLLM
+from tests.conftest import LLM_KEY_ENV, LLM_SECRET
+from tests.conftest import openai_params as shared_openai_params
+from tests.fake_llm import Fault
 
-KEY_ENV = "MDPR_TEST_LLM_KEY"
-SECRET = "sk-test-SECRET-1234"
-
-
-@pytest.fixture(autouse=True)
-def api_key_and_fast_backoff(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
-
-
-@pytest.fixture
-def server():
-    with FakeLLM() as fake:
-        yield fake
+KEY_ENV, SECRET = LLM_KEY_ENV, LLM_SECRET
+pytestmark = pytest.mark.usefixtures("llm_key")
 
 
 def openai_params(server, cache_dir, **overrides) -> LLMParams:
-    values = {"backend": "openai", "base_url": server.url, "api_key_env": KEY_ENV, "timeout_s": 2.0,
-              "max_retries": 2, "concurrency": 4, "cache_dir": str(cache_dir), **overrides}
-    return from_dict(LLMParams, values)
+    return shared_openai_params(server, cache_dir, **{"max_retries": 2, **overrides})
 
 
 def library(**values) -> LibraryParams:

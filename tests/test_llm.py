@@ -15,29 +15,16 @@ import pytest
 from pipeline import llm as llm_module
 from pipeline.errors import UserError
 from pipeline.llm import LLMClient, RequestFailed, request_key
-from pipeline.params import LLMParams, from_dict
+from pipeline.params import LLMParams
+from tests.conftest import LLM_KEY_ENV, LLM_SECRET, openai_params
 from tests.fake_llm import Fault, FakeLLM
 
-KEY_ENV = "MDPR_TEST_LLM_KEY"
-SECRET = "sk-test-SECRET-1234"
-
-
-@pytest.fixture(autouse=True)
-def api_key_and_fast_backoff(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
-
-
-@pytest.fixture
-def server():
-    with FakeLLM() as fake:
-        yield fake
+KEY_ENV, SECRET = LLM_KEY_ENV, LLM_SECRET
+pytestmark = pytest.mark.usefixtures("llm_key")
 
 
 def params(server, tmp_path, **overrides) -> LLMParams:
-    values = {"backend": "openai", "base_url": server.url, "api_key_env": KEY_ENV, "timeout_s": 2.0,
-              "max_retries": 3, "concurrency": 4, "cache_dir": str(tmp_path / "cache"), **overrides}
-    return from_dict(LLMParams, values)
+    return openai_params(server, overrides.pop("cache_dir", tmp_path / "cache"), **overrides)
 
 
 def conversation(name: str) -> list[dict]:

@@ -121,3 +121,7 @@ def test_a_killed_run_resumes_losing_at_most_the_requests_in_flight(project):
         summary = stage.run()
         assert len(server.requests) == summary["requests"] == 100 - cached
         assert summary["cache_hits"] == cached and summary["by_source"] == {"llm": 100}
+        resumed = (project / stage.LIBRARY_JSONL).read_bytes()
+        write_params(project, {"llm": openai_section(server, project, concurrency=2, cache_dir=str(project / "c2"))})
+        stage.run()                                   # an uninterrupted run from an empty cache
+        assert (project / stage.LIBRARY_JSONL).read_bytes() == resumed

@@ -87,3 +87,12 @@ def test_fusion_weight_one_is_the_base_branch(trained_project):
     evaluate.run()
     metrics = json.loads(paths.METRICS.read_text())
     assert metrics["mdpr"] == metrics["base"]
+
+
+def test_caches_of_another_class_list_are_refused(project):
+    write_params(project, {"dataset": {"num_classes": 5}})
+    from stages import confusion, prepare
+
+    prepare.run()                  # a new class list; images.h5 still holds the 6-class features
+    with pytest.raises(UserError, match="images.h5 was made with class_hash="):
+        confusion.run()
