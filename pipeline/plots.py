@@ -52,6 +52,6 @@ def routing_by_dimension(weights: dict[str, dict[str, float]], path: Path) -> No
     axis.set_xticklabels([d.replace("_", "\n") for d in dimensions], fontsize=8)
     axis.set_ylabel("mean routing weight (true class)")
     axis.set_title("Where the router looks, by class frequency")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="lower center", ncol=len(groups), framealpha=0.9)
     figure.tight_layout()
     _save(figure, path)
