@@ -9,10 +9,7 @@ never invalidates an output.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -20,6 +17,7 @@ from typing import Literal, Optional
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.schema import check, from_dict
 
 DIMENSIONS = ("general_appearance", "fine_grained_appearance", "functionality", "context", "differential")
 DATASETS = ("synthetic-lt", "cifar10-lt", "cifar100-lt", "imagenet-lt", "places-lt", "folder", "features")
@@ -58,12 +56,12 @@ class DatasetParams:
     """features: path of a user-provided HDF5 or NPZ with precomputed CLIP features (see README)."""
 
     def validate(self) -> None:
-        _check(self, "imbalance_factor", self.imbalance_factor >= 1, "a number >= 1")
-        _check(self, "num_classes", 2 <= self.num_classes <= 96, "an integer in 2..96")
-        _check(self, "n_max", self.n_max is None or self.n_max >= 1, "null or an integer >= 1")
-        _check(self, "val_per_class", self.val_per_class >= 0, "an integer >= 0")
-        _check(self, "test_per_class", self.test_per_class >= 1, "an integer >= 1")
-        _check(self, "image_size", 8 <= self.image_size <= 1024, "an integer in 8..1024")
+        check(self, "imbalance_factor", self.imbalance_factor >= 1, "a number >= 1")
+        check(self, "num_classes", 2 <= self.num_classes <= 96, "an integer in 2..96")
+        check(self, "n_max", self.n_max is None or self.n_max >= 1, "null or an integer >= 1")
+        check(self, "val_per_class", self.val_per_class >= 0, "an integer >= 0")
+        check(self, "test_per_class", self.test_per_class >= 1, "an integer >= 1")
+        check(self, "image_size", 8 <= self.image_size <= 1024, "an integer in 8..1024")
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ class EmbedParams:
     """Augmented views cached per training image (0 = none); training samples one view per image per epoch."""
 
     def validate(self) -> None:
-        _check(self, "train_views", 0 <= self.train_views <= 64, "an integer in 0..64")
+        check(self, "train_views", 0 <= self.train_views <= 64, "an integer in 0..64")
 
 
 @dataclass(frozen=True)
@@ -118,11 +116,11 @@ class RuntimeParams:
     """Processes per node when runtime.launcher is torchrun."""
 
     def validate(self) -> None:
-        _check(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
-        _check(self, "num_workers", self.num_workers >= 0, "an integer >= 0")
-        _check(self, "nproc_per_node", self.nproc_per_node >= 1, "an integer >= 1")
+        check(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
+        check(self, "num_workers", self.num_workers >= 0, "an integer >= 0")
+        check(self, "nproc_per_node", self.nproc_per_node >= 1, "an integer >= 1")
         ok = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
-        _check(self, "device", ok, "auto, cpu, cuda or cuda:N")
+        check(self, "device", ok, "auto, cpu, cuda or cuda:N")
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class ConfusionParams:
     """Most-confused other classes kept per class."""
 
     def validate(self) -> None:
-        _check(self, "top_k", self.top_k >= 1, "an integer >= 1")
+        check(self, "top_k", self.top_k >= 1, "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -166,12 +164,12 @@ class LLMParams:
     """Response cache (diskcache, JSON, no eviction): a rerun makes zero requests; an interrupted run resumes."""
 
     def validate(self) -> None:
-        _check(self, "temperature", 0 <= self.temperature <= 2, "a number in [0, 2]")
-        _check(self, "max_tokens", self.max_tokens >= 8, "an integer >= 8")
-        _check(self, "concurrency", self.concurrency >= 1, "an integer >= 1")
-        _check(self, "timeout_s", self.timeout_s > 0, "a number > 0")
-        _check(self, "max_retries", self.max_retries >= 0, "an integer >= 0")
-        _check(self, "api_key_env", self.api_key_env.isidentifier(), "an environment variable name")
+        check(self, "temperature", 0 <= self.temperature <= 2, "a number in [0, 2]")
+        check(self, "max_tokens", self.max_tokens >= 8, "an integer >= 8")
+        check(self, "concurrency", self.concurrency >= 1, "an integer >= 1")
+        check(self, "timeout_s", self.timeout_s > 0, "a number > 0")
+        check(self, "max_retries", self.max_retries >= 0, "an integer >= 0")
+        check(self, "api_key_env", self.api_key_env.isidentifier(), "an environment variable name")
 
 
 @dataclass(frozen=True)
@@ -192,10 +190,10 @@ class LibraryParams:
 
     def validate(self) -> None:
         bad = [d for d in self.dimensions if d not in DIMENSIONS]
-        _check(self, "dimensions", bool(self.dimensions) and not bad and len(set(self.dimensions)) == len(self.dimensions),
+        check(self, "dimensions", bool(self.dimensions) and not bad and len(set(self.dimensions)) == len(self.dimensions),
                f"a non-empty list of distinct names from {', '.join(DIMENSIONS)}")
-        _check(self, "per_dimension", 1 <= self.per_dimension <= 20, "an integer in 1..20")
-        _check(self, "max_reasks", self.max_reasks >= 0, "an integer >= 0")
+        check(self, "per_dimension", 1 <= self.per_dimension <= 20, "an integer in 1..20")
+        check(self, "max_reasks", self.max_reasks >= 0, "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -219,11 +217,11 @@ class ModelParams:
     """Router value/output projections start at the identity (semantic branch = zero-shot with the library) or random (reference code)."""
 
     def validate(self) -> None:
-        _check(self, "heads", self.heads >= 1, "an integer >= 1")
-        _check(self, "dropout", 0 <= self.dropout < 1, "a number in [0, 1)")
-        _check(self, "residual_scale", self.residual_scale >= 0, "a number >= 0")
-        _check(self, "adapter_ratio", 0 <= self.adapter_ratio <= 1, "a number in [0, 1]")
-        _check(self, "logit_scale", 0 < self.logit_scale <= 100, "a number in (0, 100]")
+        check(self, "heads", self.heads >= 1, "an integer >= 1")
+        check(self, "dropout", 0 <= self.dropout < 1, "a number in [0, 1)")
+        check(self, "residual_scale", self.residual_scale >= 0, "a number >= 0")
+        check(self, "adapter_ratio", 0 <= self.adapter_ratio <= 1, "a number in [0, 1]")
+        check(self, "logit_scale", 0 < self.logit_scale <= 100, "a number in (0, 100]")
 
 
 @dataclass(frozen=True)
@@ -253,13 +251,13 @@ class TrainParams:
     """Weight of the knowledge-alignment loss (routed feature vs the class's mean description feature)."""
 
     def validate(self) -> None:
-        _check(self, "epochs", self.epochs >= 1, "an integer >= 1")
-        _check(self, "lr", self.lr > 0 and math.isfinite(self.lr), "a number > 0")
-        _check(self, "weight_decay", self.weight_decay >= 0, "a number >= 0")
-        _check(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
-        _check(self, "tau", self.tau >= 0, "a number >= 0")
+        check(self, "epochs", self.epochs >= 1, "an integer >= 1")
+        check(self, "lr", self.lr > 0 and math.isfinite(self.lr), "a number > 0")
+        check(self, "weight_decay", self.weight_decay >= 0, "a number >= 0")
+        check(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
+        check(self, "tau", self.tau >= 0, "a number >= 0")
         for key in ("lambda_sem", "lambda_pa", "lambda_ka"):
-            _check(self, key, getattr(self, key) >= 0, "a number >= 0")
+            check(self, key, getattr(self, key) >= 0, "a number >= 0")
 
 
 @dataclass(frozen=True)
@@ -273,18 +271,12 @@ class EvaluateParams:
     """Post-hoc logit adjustment: subtract tau * log(class prior) from the fused logits (0 = off)."""
 
     def validate(self) -> None:
-        _check(self, "fusion_weight", 0 <= self.fusion_weight <= 1, "a number in [0, 1]")
-        _check(self, "posthoc_tau", self.posthoc_tau >= 0, "a number >= 0")
+        check(self, "fusion_weight", 0 <= self.fusion_weight <= 1, "a number in [0, 1]")
+        check(self, "posthoc_tau", self.posthoc_tau >= 0, "a number >= 0")
 
 
 SECTIONS = {cls.SECTION: cls for cls in (DatasetParams, ClipParams, EmbedParams, RuntimeParams, ConfusionParams,
                                          LLMParams, LibraryParams, ModelParams, TrainParams, EvaluateParams)}
-
-
-def _check(params, key: str, ok: bool, allowed: str) -> None:
-    """Raise a one-line UserError when a value is out of range."""
-    if not ok:
-        raise UserError(f"params: {params.SECTION}.{key} = {getattr(params, key)!r} is out of range; allowed: {allowed}.")
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -310,102 +302,5 @@ def load_params(path: str | Path, cls: type):
     return from_dict(cls, data.get(cls.SECTION) or {})
 
 
-def from_dict(cls: type, values: dict):
-    """Build a params dataclass from a dict, checking keys, types and ranges."""
-    section = cls.SECTION
-    if not isinstance(values, dict):
-        raise UserError(f"params: section {section!r} must be a mapping of keys, got {type(values).__name__}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key in values:
-        if key not in fields:
-            raise UserError(f"params: unknown key {section}.{key}; allowed keys: {', '.join(fields)}.")
-    kwargs = {key: _coerce(section, key, hints[key], value) for key, value in values.items()}
-    params = cls(**kwargs)
-    if hasattr(params, "validate"):
-        params.validate()
-    return params
-
-
-def _coerce(section: str, key: str, hint, value):
-    """Check (and lightly convert) one value against its type hint."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    where = f"params: {section}.{key} = {value!r}"
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(section, key, inner[0], value)
-    if origin is Literal:
-        if value not in args:
-            raise UserError(f"{where} is not allowed; choose one of: {', '.join(map(str, args))}.")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise UserError(f"{where} has the wrong type; expected a list of strings.")
-        return tuple(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise UserError(f"{where} has the wrong type; expected true or false.")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"{where} has the wrong type; expected an integer.")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where} has the wrong type; expected a number.")
-        if not math.isfinite(float(value)):
-            raise UserError(f"{where} is not a finite number.")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise UserError(f"{where} has the wrong type; expected a string.")
-        return value
-    raise TypeError(f"unsupported params type {hint!r} for {section}.{key}")
-
-
-def defaults_yaml() -> dict:
-    """Every section with its default values (used to write a fresh params.yaml and in the README)."""
-    out = {}
-    for name, cls in SECTIONS.items():
-        out[name] = {f.name: (list(v) if isinstance(v := getattr(cls(), f.name), tuple) else v)
-                     for f in dataclasses.fields(cls)}
-    return out
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring line under each field, read from the source (for `mdpr params` and the README)."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = str(nxt.value.value)
-    return docs
-
-
-__all__ = ["SECTIONS", "DIMENSIONS", "DATASETS", "load_params", "from_dict", "read_yaml", "defaults_yaml",
-           "field_docs"] + [cls.__name__ for cls in SECTIONS.values()]
-
-
-def reference_markdown() -> str:
-    """The params reference of the README: every section, key, default and docstring line."""
-    lines = []
-    defaults = defaults_yaml()
-    for name, cls in SECTIONS.items():
-        docs = field_docs(cls)
-        lines += [f"**`{name}`**: {cls.__doc__.split(':', 1)[1].strip()}", "",
-                  "| key | default | meaning |", "|---|---|---|"]
-        for key, value in defaults[name].items():
-            shown = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
-            lines.append(f"| `{name}.{key}` | `{shown}` | {docs[key]} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m pipeline.params  (regenerates the README's params reference)
-    print(reference_markdown())
+__all__ = ["SECTIONS", "DIMENSIONS", "DATASETS", "load_params", "from_dict", "read_yaml"] + \
+    [cls.__name__ for cls in SECTIONS.values()]

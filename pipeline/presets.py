@@ -7,7 +7,7 @@
 A preset names only the keys it sets; every other key of params.yaml keeps its value, and a key params.yaml lacks
 gets its default, so the written file always holds every section and key (what `dvc exp run -S` needs). The merged
 result is checked through the strict params dataclasses before anything is written. `demo` is built in: it is
-`pipeline.params.defaults_yaml()`, the values of params.yaml as committed.
+`pipeline.params_docs.defaults_yaml()`, the values of params.yaml as committed.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import UserError
-from pipeline.params import SECTIONS, defaults_yaml, from_dict, read_yaml
+from pipeline.params import SECTIONS, from_dict, read_yaml
+from pipeline.params_docs import defaults_yaml
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEMO = "demo"

@@ -88,7 +88,7 @@ def copy_repo(source: Path, target: Path) -> Path:
 # Modules that cannot change a stage's result (dvc.yaml's header comment); every other module a stage imports,
 # directly or through other project modules, function-level imports included, must be one of its deps.
 PLUMBING = {"pipeline/__init__.py", "pipeline/params.py", "pipeline/errors.py", "pipeline/atomic.py",
-            "pipeline/paths.py", "pipeline/device.py", "stages/__init__.py", "stages/cli.py", "stages/common.py"}
+            "pipeline/paths.py", "pipeline/device.py", "pipeline/schema.py", "stages/__init__.py", "stages/cli.py", "stages/common.py"}
 SPEED_ONLY_SECTIONS = {"runtime"}
 
 

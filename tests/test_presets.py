@@ -7,7 +7,8 @@ import yaml
 
 from pipeline import presets
 from pipeline.errors import UserError
-from pipeline.params import SECTIONS, defaults_yaml, from_dict
+from pipeline.params import SECTIONS, from_dict
+from pipeline.params_docs import defaults_yaml
 from tests.conftest import REPO, TINY_PARAMS, run_mdpr, write_params
 
 REAL_PRESETS = sorted(presets.preset_paths())

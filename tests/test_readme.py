@@ -1,5 +1,5 @@
 """The README stays true: it opens with the two commands, and its params reference matches the code."""
-from pipeline.params import reference_markdown
+from pipeline.params_docs import reference_markdown
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()
@@ -11,7 +11,7 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_params_reference_is_in_sync_with_the_dataclasses():
-    assert reference_markdown().strip() in README, "regenerate it with: python -m pipeline.params"
+    assert reference_markdown().strip() in README, "regenerate it with: python -m pipeline.params_docs"
 
 
 def test_ci_runs_the_readme_test_command():
