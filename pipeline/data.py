@@ -1,7 +1,7 @@
 """Datasets: class names, long-tailed splits, the manifest, and reading images back.
 
 `build_dataset(params)` returns a `DatasetSpec` (class names + rows of (split, id, label)); `mdpr prepare` writes it
-as `artifacts/data/manifest.csv` and `classes.json`. `open_image(params, image_id)` reads one image for the
+as `artifacts/data/manifest.csv` and `classes.json`. `ImageReader(params)(image_id)` reads one image for the
 embedding stage, whatever the dataset kind:
 
 | dataset.name  | images                                 | id                     |
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import synthetic
+from pipeline import manifest, synthetic
 from pipeline.paths import SYNTHETIC_IMAGES
 from pipeline.errors import UserError
 from pipeline.params import DatasetParams
@@ -40,11 +40,7 @@ class DatasetSpec:
     class_features: np.ndarray | None = None   # (C, d) text features brought with imported image features
 
     def train_counts(self) -> list[int]:
-        counts = [0] * len(self.names)
-        for split, _id, label in self.rows:
-            if split == "train":
-                counts[label] += 1
-        return counts
+        return manifest.train_counts(self.rows, len(self.names))
 
 
 def lt_counts(n_max: int, num_classes: int, imbalance_factor: float) -> list[int]:

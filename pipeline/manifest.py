@@ -47,12 +47,18 @@ def read_manifest(path: Path) -> list[tuple[str, str, int]]:
         return [(r["split"], r["id"], int(r["label"])) for r in csv.DictReader(handle)]
 
 
-def classes_record(names: list[str], rows: list[tuple[str, str, int]], dataset_name: str) -> dict:
-    """The content of classes.json: names, train counts, groups and the class-list hash."""
-    counts = [0] * len(names)
+def train_counts(rows: list[tuple[str, str, int]], num_classes: int) -> list[int]:
+    """Training images per class."""
+    counts = [0] * num_classes
     for split, _id, label in rows:
         if split == "train":
             counts[label] += 1
+    return counts
+
+
+def classes_record(names: list[str], rows: list[tuple[str, str, int]], dataset_name: str) -> dict:
+    """The content of classes.json: names, train counts, groups and the class-list hash."""
+    counts = train_counts(rows, len(names))
     return {"dataset": dataset_name, "names": list(names), "train_counts": counts,
             "groups": [group_of(n) for n in counts], "group_thresholds": GROUP_THRESHOLDS,
             "class_hash": class_hash(names),
