@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.errors import UserError
+from pipeline.features import build_model
 from pipeline.model import MDPRModel, fuse
 from pipeline.params import ModelParams, from_dict
 
@@ -41,8 +42,6 @@ def load_checkpoint(path, feature_hashes: dict) -> dict:
 
 def load_trained_model(feats, checkpoint: dict) -> MDPRModel:
     """The checkpoint's model rebuilt on the cached features, weights loaded, in eval mode."""
-    from pipeline.features import build_model
-
     model = build_model(feats, from_dict(ModelParams, checkpoint["model"]))
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

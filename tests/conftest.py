@@ -89,22 +89,24 @@ def trained_world(tmp_path_factory, embedded_world) -> Path:
     return world
 
 
+def _private_copy(world: Path, tmp_path: Path, monkeypatch) -> Path:
+    """Copy a session world into this test's tmp_path and make it the working directory."""
+    target = tmp_path / "project"
+    shutil.copytree(world, target)
+    monkeypatch.chdir(target)
+    return target
+
+
 @pytest.fixture
 def trained_project(tmp_path, trained_world, monkeypatch) -> Path:
     """A private copy of the trained world as the working directory."""
-    target = tmp_path / "project"
-    shutil.copytree(trained_world, target)
-    monkeypatch.chdir(target)
-    return target
+    return _private_copy(trained_world, tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def project(tmp_path, embedded_world, monkeypatch) -> Path:
     """A private copy of the embedded world as the working directory."""
-    target = tmp_path / "project"
-    shutil.copytree(embedded_world, target)
-    monkeypatch.chdir(target)
-    return target
+    return _private_copy(embedded_world, tmp_path, monkeypatch)
 
 
 @pytest.fixture
