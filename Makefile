@@ -1,5 +1,5 @@
 # make demo: run the whole pipeline on the offline default params (dvc repro) and print the results table.
-# make test: run the test suite (offline, CPU). Both create .venv and install the project when needed.
+# make test: lint (ruff) and run the test suite (offline, CPU). Both create .venv and install the project when needed.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/mdpr report
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pytest -q
 
 clean-venv:

@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import synthetic  # noqa: E402
-from pipeline.clip import load_encoder  # noqa: E402
-from pipeline.embed import EmbedJob  # noqa: E402
-from pipeline.params import ClipParams  # noqa: E402
-from pipeline.views import ViewTransform  # noqa: E402
+from pipeline.config.data_params import ClipParams
+from pipeline.data import synthetic
+from pipeline.features.clip import load_encoder
+from pipeline.features.embed import EmbedJob
+from pipeline.features.views import ViewTransform
 
 
 class FileReader:
@@ -75,10 +75,10 @@ from pathlib import Path
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 sys.argv = ['x']
 from benchmarks.embed import FileReader, make_images
-from pipeline.clip import load_encoder
-from pipeline.embed import EmbedJob, assemble
-from pipeline.params import ClipParams
-from pipeline.views import ViewTransform
+from pipeline.features.clip import load_encoder
+from pipeline.features.embed import EmbedJob, assemble
+from pipeline.config.data_params import ClipParams
+from pipeline.features.views import ViewTransform
 root = Path(tempfile.mkdtemp())
 ids = make_images(root / 'img', {count}, 32)
 encoder = load_encoder(ClipParams(model='mdpr-tiny'), 'cpu')

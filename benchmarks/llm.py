@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/llm.py [--classes 200] [--latency 0.1] [--concurrency 32] [--sequential-classes 20]
 
-Starts the fake OpenAI-compatible server (tests/fake_llm.py) in its own process with a fixed latency per answer,
+Starts the fake OpenAI-compatible server (tests/helpers/fake_llm.py) in its own process with a fixed latency per answer,
 then times build_library on classes x 5 dimensions requests with llm.concurrency = N, times a sequential run
 (concurrency 1) on a subset and extrapolates it linearly to the full count (said in the output), and reruns the
 concurrent build on its warm cache, counting the requests the server receives (must be 0). Exits 1 when the
@@ -23,9 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.descriptions import count_clip_tokens  # noqa: E402
-from pipeline.library import build_library  # noqa: E402
-from pipeline.params import LibraryParams, LLMParams, from_dict  # noqa: E402
+from pipeline.config.library_params import LibraryParams, LLMParams
+from pipeline.config.schema import from_dict
+from pipeline.library.build import build_library
+from pipeline.library.descriptions import count_clip_tokens
 
 KEY_ENV = "MDPR_BENCH_KEY"
 TARGET_SPEEDUP = 15.0
@@ -33,7 +34,7 @@ TARGET_SPEEDUP = 15.0
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     """The fake server in a child process (so it does not share our GIL); returns it and its base URL."""
-    child = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", "0", "--latency", str(latency)],
+    child = subprocess.Popen([sys.executable, "-m", "tests.helpers.fake_llm", "--port", "0", "--latency", str(latency)],
                              cwd=REPO, stdout=subprocess.PIPE, text=True)
     line = child.stdout.readline()
     return child, line.split(" on ", 1)[1].split()[0]

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.model import Router, naive_router  # noqa: E402
+from pipeline.model.mdpr import Router, naive_router
 
 BATCH, VIEWS, DIM, HEADS = 128, 5, 512, 8
 
@@ -57,8 +57,8 @@ def main() -> None:
     ratios = {}
     for classes in args.classes:
         library = F.normalize(torch.randn(classes, VIEWS, DIM, device=args.device), dim=-1)
-        fast = lambda f: router(f, library)[0]  # noqa: E731
-        naive = lambda f: naive_router(router.attn, f, library)[0]  # noqa: E731
+        fast = lambda f, library=library: router(f, library)[0]  # noqa: E731
+        naive = lambda f, library=library: naive_router(router.attn, f, library)[0]  # noqa: E731
         fast_s, fast_sim = _median_time(fast, router, image, library, reps=5, warmup=1)
         naive_reps, naive_warmup = (3, 1) if classes <= 100 else (2, 1) if classes <= 365 else (1, 0)
         naive_s, naive_sim = _median_time(naive, router, image, library, reps=naive_reps, warmup=naive_warmup)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.model import MDPRModel  # noqa: E402
-from pipeline.params import ModelParams, TrainParams  # noqa: E402
-from pipeline.training import fit  # noqa: E402
+from pipeline.config.model_params import ModelParams, TrainParams
+from pipeline.model.mdpr import MDPRModel
+from pipeline.model.training import fit
 
 VIEWS, DIM = 5, 512
 

@@ -1,4 +1,4 @@
-"""`mdpr`: one command per DVC stage, plus report, predict and preset.
+"""`mdpr`: one command per DVC stage, in pipeline order, plus the commands that are not stages.
 
     mdpr --help
     mdpr prepare && mdpr embed-images && mdpr embed-classes     # what `dvc repro` runs, stage by stage
@@ -8,54 +8,44 @@ prints one line `error: ...` and exits with status 2, without a traceback.
 """
 from __future__ import annotations
 
-import importlib
-
 import click
 
+from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
+from stages.commands import predict, preset, report
 from stages.common import params_option, user_errors
 
-def stage_command(name: str, module: str, help_text: str):
-    """A click command that runs `stages.<module>.run(params_path)`."""
-    @click.command(name=name, help=help_text)
+STAGES = (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate)
+"""The DVC stages in pipeline order: module `stages.<name>` runs as `mdpr <name with dashes>`."""
+
+
+def stage_command(module) -> click.Command:
+    """A click command that runs `module.run(params_path)`; its help is the module docstring's first line."""
+    name = module.__name__.rsplit(".", 1)[1]
+
+    @click.command(name=name.replace("_", "-"), help=module.__doc__.splitlines()[0])
     @params_option
     @user_errors
     def command(params_path: str) -> None:
-        importlib.import_module(f"stages.{module}").run(params_path)
+        module.run(params_path)
     return command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PipelineOrder(click.Group):
+    """Lists commands in the order they were added (pipeline order), not alphabetically."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=PipelineOrder, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """MDPR: multi-dimensional dynamic prompt routing for long-tailed CLIP fine-tuning, as a DVC pipeline."""
 
 
-STAGES = [
-    ("prepare", "prepare", "Write the dataset manifest and classes.json (params: dataset)."),
-    ("embed-images", "embed_images", "Encode every image with CLIP into images.h5 (params: dataset, clip, embed)."),
-    ("embed-classes", "embed_classes", "Encode the class-name prompts into classes.h5 (params: clip)."),
-    ("confusion", "confusion", "Zero-shot confusion on the train split into confusion.json (params: confusion)."),
-    ("library", "library", "Write the five-dimension description library (params: llm, library)."),
-    ("embed-library", "embed_library", "Encode the library into library.h5 (params: clip)."),
-    ("train", "train", "Train class prompts and the router on cached features (params: model, train)."),
-    ("evaluate", "evaluate", "Evaluate all methods, write metrics, per-class CSV and plots (params: evaluate)."),
-]
-for _name, _module, _help in STAGES:
-    main.add_command(stage_command(_name, _module, _help))
-
-
-def _register_extra_commands() -> None:
-    """Commands that are not stages live in their own modules (report, predict, preset)."""
-    for module in ("report", "predict", "preset"):
-        try:
-            extra = importlib.import_module(f"stages.{module}")
-        except ModuleNotFoundError as err:
-            if err.name != f"stages.{module}":
-                raise
-            continue
-        main.add_command(extra.command)
-
-
-_register_extra_commands()
+for _stage in STAGES:
+    main.add_command(stage_command(_stage))
+for _command in (report.command, predict.command, preset.command):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

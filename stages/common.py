@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 params_option = click.option("--params", "params_path", default="params.yaml", show_default=True,
                              type=click.Path(dir_okay=False), help="Params file to read.")

@@ -1,14 +1,18 @@
-"""Stage `confusion`: which classes zero-shot CLIP confuses, on the training split.
+"""Find which classes zero-shot CLIP confuses, on the train split (params: confusion).
 
-    mdpr confusion          # reads params.yaml: confusion
+    mdpr confusion          # DVC stage `confusion`
 
 Reads images.h5 (train) and classes.h5; writes artifacts/library/confusion.json: for each class its zero-shot train
 accuracy and its `confusion.top_k` most-confused other classes with counts. The library stage names the first one in
 the `differential` prompt.
 """
-from pipeline import manifest, paths, store, zeroshot
-from pipeline.atomic import write_json
-from pipeline.params import ConfusionParams, load_params
+from pipeline.config.library_params import ConfusionParams
+from pipeline.config.params import load_params
+from pipeline.core import paths
+from pipeline.core.atomic import write_json
+from pipeline.data import manifest
+from pipeline.features import store
+from pipeline.library.confusion import confusion
 
 
 def run(params_path: str = "params.yaml") -> None:
@@ -19,8 +23,7 @@ def run(params_path: str = "params.yaml") -> None:
     text, _ = store.read_h5(paths.CLASSES_H5, {**expect, "model": image_attrs["model"],
                                                 "pretrained": image_attrs["pretrained"]})
     train = images["train"]
-    report = zeroshot.confusion(train["features"], train["labels"], text[""]["features"], classes["names"],
-                                params.top_k)
+    report = confusion(train["features"], train["labels"], text[""]["features"], classes["names"], params.top_k)
     write_json(paths.CONFUSION, report)
     print(f"confusion: zero-shot train accuracy {report['train_accuracy']:.3f} over {len(classes['names'])} classes "
           f"-> {paths.CONFUSION}")

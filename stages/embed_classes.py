@@ -1,6 +1,6 @@
-"""Stage `embed_classes`: class-name prompt embeddings.
+"""Encode the class-name prompts into classes.h5 (params: clip).
 
-    mdpr embed-classes      # reads params.yaml: clip (runtime for device and batch size)
+    mdpr embed-classes      # DVC stage `embed_classes` (runtime: device and batch size)
 
 Writes artifacts/features/classes.h5: `features` (C, d) = mean over clip.templates of each class name's
 L2-normalised text embedding, re-normalised (or the class features brought with imported image features);
@@ -8,14 +8,16 @@ L2-normalised text embedding, re-normalised (or the class features brought with 
 """
 import numpy as np
 
-from pipeline import manifest, paths, store
-from pipeline.clip import load_encoder
-from pipeline.params import ClipParams, RuntimeParams, load_params
+from pipeline.config.data_params import ClipParams, RuntimeParams
+from pipeline.config.params import load_sections
+from pipeline.core import paths
+from pipeline.data import manifest
+from pipeline.features import store
+from pipeline.features.clip import load_encoder
 
 
 def run(params_path: str = "params.yaml") -> None:
-    clip_params = load_params(params_path, ClipParams)
-    runtime = load_params(params_path, RuntimeParams)
+    clip_params, runtime = load_sections(params_path, ClipParams, RuntimeParams)
     classes = manifest.read_classes(paths.CLASSES)
     encoder = load_encoder(clip_params, runtime.device)
     if paths.IMPORTED_CLASS_FEATURES.is_file():  # brought with imported image features (dataset.name: features)

@@ -1,22 +1,26 @@
-"""Stage `embed_library`: the description library through the CLIP text encoder, into artifacts/features/library.h5.
+"""Encode the description library into library.h5 (params: clip).
 
-    mdpr embed-library      # reads params.yaml: clip (runtime for device and batch size)
+    mdpr embed-library      # DVC stage `embed_library` (runtime: device and batch size)
 
-Writes `features` (C, V, d), `mask` (C, V) (False where a file-imported class has fewer descriptions than V),
-`prior` (C, V) = cosine of each description with its class-name embedding, and `dimensions` (V,) slot names.
+Writes artifacts/features/library.h5: `features` (C, V, d), `mask` (C, V) (False where a file-imported class has
+fewer descriptions than V), `prior` (C, V) = cosine of each description with its class-name embedding, and
+`dimensions` (V,) slot names.
 """
 import numpy as np
 
-from pipeline import library_io, manifest, paths, store
-from pipeline.clip import load_encoder
-from pipeline.params import ClipParams, RuntimeParams, load_params
+from pipeline.config.data_params import ClipParams, RuntimeParams
+from pipeline.config.params import load_sections
+from pipeline.core import paths
+from pipeline.data import manifest
+from pipeline.features import store
+from pipeline.features.clip import load_encoder
+from pipeline.library.io import read_library
 
 
 def run(params_path: str = "params.yaml") -> None:
-    clip_params = load_params(params_path, ClipParams)
-    runtime = load_params(params_path, RuntimeParams)
+    clip_params, runtime = load_sections(params_path, ClipParams, RuntimeParams)
     classes = manifest.read_classes(paths.CLASSES)
-    table = library_io.read_library(paths.LIBRARY, classes["names"])
+    table = read_library(paths.LIBRARY, classes["names"])
     text, _ = store.read_h5(paths.CLASSES_H5, {"class_hash": classes["class_hash"], "model": clip_params.model})
     encoder = load_encoder(clip_params, runtime.device)
     feats = encoder.encode_texts(table.texts, runtime.batch_size)  # (number of records, d)

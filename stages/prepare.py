@@ -1,23 +1,26 @@
-"""Stage `prepare`: the dataset manifest and class list.
+"""Write the dataset manifest and classes.json (params: dataset).
 
-    mdpr prepare            # reads params.yaml: dataset
+    mdpr prepare            # DVC stage `prepare`
 
-Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, train counts, many/medium/few
-groups, class-list hash), for synthetic-lt the generated PNGs under artifacts/data/images/, and for an imported
-features file with class text features, artifacts/data/class_features.npy.
+Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, train counts,
+many/medium/few groups, class-list hash), for synthetic-lt the generated PNGs under artifacts/data/images/, and for
+an imported features file with class text features, artifacts/data/class_features.npy.
 """
 import shutil
 
 import numpy as np
 
-from pipeline import data, manifest, paths, synthetic
-from pipeline.atomic import atomic_path, write_json
-from pipeline.params import DatasetParams, load_params
+from pipeline.config.data_params import DatasetParams
+from pipeline.config.params import load_params
+from pipeline.core import paths
+from pipeline.core.atomic import atomic_path
+from pipeline.data import manifest, synthetic
+from pipeline.data.datasets import build_dataset
 
 
 def run(params_path: str = "params.yaml") -> None:
     params = load_params(params_path, DatasetParams)
-    spec = data.build_dataset(params)
+    spec = build_dataset(params)
     images = paths.SYNTHETIC_IMAGES
     if images.exists():
         shutil.rmtree(images)
@@ -32,8 +35,7 @@ def run(params_path: str = "params.yaml") -> None:
             with open(tmp, "wb") as handle:
                 np.save(handle, spec.class_features.astype(np.float32))
     manifest.write_manifest(paths.MANIFEST, spec.rows)
-    record = manifest.classes_record(spec.names, spec.rows, params.name)
-    write_json(paths.CLASSES, record)
-    groups = {g: record["groups"].count(g) for g in ("many", "medium", "few")}
+    record = manifest.write_classes(paths.CLASSES, spec.names, spec.rows, params.name)
+    groups = {g: record["groups"].count(g) for g in manifest.GROUPS}
     print(f"prepare: {params.name}: {len(spec.names)} classes, splits {record['splits']}, "
           f"many/medium/few classes {groups['many']}/{groups['medium']}/{groups['few']}")

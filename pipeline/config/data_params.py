@@ -1,0 +1,119 @@
+"""Params sections of the inputs: the dataset, the frozen encoder, how features are stored, speed-only runtime knobs.
+
+    dataset = load_params("params.yaml", DatasetParams)     # pipeline.config.params.load_params
+
+Each section is a strict, frozen dataclass; the docstring line under each field is its documentation (README table).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from pipeline.config.schema import check
+
+DATASETS = ("synthetic-lt", "cifar10-lt", "cifar100-lt", "imagenet-lt", "places-lt", "folder", "features")
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """Section `dataset`: which images, which long-tailed split."""
+
+    SECTION = "dataset"
+    name: Literal[DATASETS] = "synthetic-lt"
+    """Dataset kind: synthetic-lt (offline, generated), cifar10-lt, cifar100-lt, imagenet-lt, places-lt, folder,
+    features."""
+    root: str = "data/raw"
+    """Where the dataset's images live (ignored by synthetic-lt, which writes under artifacts/data/images)."""
+    seed: int = 0
+    """Seed for sampling the long-tailed subset and for generating synthetic images."""
+    imbalance_factor: float = 50.0
+    """Ratio of the largest to the smallest class's training count (n_i = floor(n_max * IF^(-i/(C-1))))."""
+    num_classes: int = 20
+    """synthetic-lt only: number of classes (at most 96)."""
+    n_max: Optional[int] = None
+    """Training images of the largest class; null = the dataset's default (synthetic 200, CIFAR-10 5000, CIFAR-100
+    500)."""
+    val_per_class: int = 10
+    """synthetic-lt only: balanced validation images per class (CIFAR has no val split; ImageNet/Places-LT use
+    theirs)."""
+    test_per_class: int = 20
+    """synthetic-lt only: balanced test images per class."""
+    image_size: int = 64
+    """synthetic-lt only: side of the generated square images, in pixels."""
+    download: bool = False
+    """cifar*: download with torchvision when the files are missing (needs internet)."""
+    train_list: Optional[str] = None
+    """imagenet-lt: path of ImageNet_LT_train.txt (not shipped; comes with the ImageNet-LT release). places-lt:
+    optional override."""
+    split_file: Optional[str] = None
+    """folder: optional CSV `path,split` (split in train/val/test) relative to root; null = every image is train,
+    20% per class held out as test."""
+    features_file: Optional[str] = None
+    """features: path of a user-provided HDF5 or NPZ with precomputed CLIP features (see README)."""
+
+    def validate(self) -> None:
+        check(self, "imbalance_factor", self.imbalance_factor >= 1, "a number >= 1")
+        check(self, "num_classes", 2 <= self.num_classes <= 96, "an integer in 2..96")
+        check(self, "n_max", self.n_max is None or self.n_max >= 1, "null or an integer >= 1")
+        check(self, "val_per_class", self.val_per_class >= 0, "an integer >= 0")
+        check(self, "test_per_class", self.test_per_class >= 1, "an integer >= 1")
+        check(self, "image_size", 8 <= self.image_size <= 1024, "an integer in 8..1024")
+
+
+@dataclass(frozen=True)
+class ClipParams:
+    """Section `clip`: the frozen encoder."""
+
+    SECTION = "clip"
+    model: str = "mdpr-tiny"
+    """open_clip architecture name (ViT-B-16, ...), or mdpr-tiny, the small random-init model shipped for
+    demos/tests."""
+    pretrained: str = "none"
+    """A pretrained tag (openai, laion2b_s34b_b79k), a local checkpoint path, or none for random init."""
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    """Encoder precision; fp16/bf16 are for GPUs (outputs are stored as float32 or float16, see embed.store_dtype)."""
+    templates: Literal["simple", "ensemble"] = "ensemble"
+    """Class-name prompts: simple = 'a photo of a {}.', ensemble = CLIP's 7 best ImageNet templates (mean embedding)."""
+    seed: int = 0
+    """Seed of the random init when pretrained is none (so every run builds the same encoder)."""
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """Section `embed`: how image features are stored."""
+
+    SECTION = "embed"
+    store_dtype: Literal["float32", "float16"] = "float32"
+    """dtype of the stored features (float16 halves the file; cosines move by ~1e-4)."""
+    on_error: Literal["fail", "skip"] = "fail"
+    """An unreadable image: fail (name it and stop) or skip (drop it and list it in artifacts/features/skipped.json)."""
+    test_views: Literal["none", "five_crop"] = "none"
+    """Extra cached test-time views: five_crop stores (N, 5, d) views and evaluation averages logits over them."""
+    train_views: int = 0
+    """Augmented views cached per training image (0 = none); training samples one view per image per epoch."""
+
+    def validate(self) -> None:
+        check(self, "train_views", 0 <= self.train_views <= 64, "an integer in 0..64")
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    """Section `runtime`: speed-only knobs. No stage declares it, so it never invalidates an output."""
+
+    SECTION = "runtime"
+    device: str = "auto"
+    """auto (cuda when present, else cpu), cpu, cuda or cuda:N."""
+    batch_size: int = 64
+    """Images or texts per encoder forward."""
+    num_workers: int = 2
+    """DataLoader workers decoding images (0 = in the main process)."""
+    launcher: Literal["none", "torchrun"] = "none"
+    """embed_images only: none runs one process; torchrun runs `torchrun --nproc_per_node runtime.nproc_per_node`."""
+    nproc_per_node: int = 1
+    """Processes per node when runtime.launcher is torchrun."""
+
+    def validate(self) -> None:
+        check(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
+        check(self, "num_workers", self.num_workers >= 0, "an integer >= 0")
+        check(self, "nproc_per_node", self.nproc_per_node >= 1, "an integer >= 1")
+        ok = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        check(self, "device", ok, "auto, cpu, cuda or cuda:N")

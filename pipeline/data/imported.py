@@ -1,0 +1,121 @@
+"""Bring-your-own CLIP features (`dataset.name: features`): read, validate, and hand them to the pipeline.
+
+    imported = read_features_file(Path("my_feats.h5"))     # or .npz
+    imported.splits["train"]["features"]                   # (N, d) float32, L2-normalised
+
+Accepted layouts (d = the CLIP embedding width; N per split; C classes):
+
+HDF5 (.h5/.hdf5)                              NPZ (.npz, saved with numpy.savez, no pickled objects)
+  /train/features (N, d), /train/labels (N,)    train_features, train_labels
+  /test/features, /test/labels                  test_features, test_labels
+  /val/...            (optional)                val_features, val_labels        (optional)
+  /train/ids (N,) strings (optional)            train_ids                        (optional)
+  /class_names (C,) strings                     class_names (C,) unicode array
+  /class_features (C, d) (optional)             class_features                   (optional)
+  attrs model, pretrained (optional)
+
+`class_features` are class-name text embeddings from the same CLIP model (used for zero-shot and the base branch
+init); without them the pipeline encodes the class names with `clip.model`/`clip.pretrained`, which must then be the
+model that made the image features (the file's `model`/`pretrained` attributes are checked when present).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.core.errors import UserError
+from pipeline.data.manifest import SPLITS
+
+
+@dataclass
+class ImportedFeatures:
+    class_names: list[str]
+    splits: dict[str, dict[str, np.ndarray]]   # split -> features (N, d), labels (N,), ids (N,)
+    class_features: np.ndarray | None          # (C, d)
+    attrs: dict
+
+
+def read_features_file(path: Path) -> ImportedFeatures:
+    """Load and validate a user features file (clear one-line errors for every problem)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"dataset.features_file {path} not found; point it at your .h5 or .npz features file.")
+    raw = _read_h5(path) if path.suffix.lower() in (".h5", ".hdf5") else _read_npz(path)
+    names = [str(n) for n in raw.pop("class_names", [])]
+    if not names:
+        raise UserError(f"{path}: no class_names; add a (C,) string array of class names.")
+    class_features = raw.pop("class_features", None)
+    attrs = raw.pop("attrs", {})
+    splits = {s: _check_split(path, s, raw, len(names)) for s in SPLITS if f"{s}/features" in raw}
+    for required in ("train", "test"):
+        if required not in splits:
+            raise UserError(f"{path}: no {required} split; add {required} features and labels.")
+    dims = {s: v["features"].shape[1] for s, v in splits.items()}
+    if len(set(dims.values())) != 1:
+        raise UserError(f"{path}: feature widths differ between splits ({dims}).")
+    if class_features is not None:
+        class_features = _normalised(path, "class_features", np.asarray(class_features, np.float32))
+        if class_features.shape != (len(names), next(iter(dims.values()))):
+            raise UserError(f"{path}: class_features has shape {class_features.shape}, expected "
+                            f"({len(names)}, {next(iter(dims.values()))}).")
+    return ImportedFeatures(names, splits, class_features, attrs)
+
+
+def _check_split(path: Path, split: str, raw: dict, num_classes: int) -> dict[str, np.ndarray]:
+    feats = np.asarray(raw[f"{split}/features"], np.float32)
+    labels = np.asarray(raw.get(f"{split}/labels", np.zeros(0)))
+    if feats.ndim != 2 or len(labels) != len(feats):
+        raise UserError(f"{path}: {split} features must be (N, d) with N labels; got {feats.shape} and "
+                        f"{len(labels)} labels.")
+    if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() >= num_classes)):
+        raise UserError(f"{path}: {split} labels must be integers in 0..{num_classes - 1}.")
+    ids = raw.get(f"{split}/ids")
+    ids = np.array([str(i) for i in ids] if ids is not None else [f"{split}/{k}" for k in range(len(feats))],
+                   dtype=object)
+    return {"features": _normalised(path, f"{split} features", feats), "labels": labels.astype(np.int64), "ids": ids}
+
+
+def _normalised(path: Path, what: str, feats: np.ndarray) -> np.ndarray:
+    if not np.isfinite(feats).all():
+        raise UserError(f"{path}: {what} hold NaN or infinite values; recompute them.")
+    norms = np.linalg.norm(feats, axis=-1, keepdims=True)
+    if (norms == 0).any():
+        raise UserError(f"{path}: {what} have an all-zero row; recompute them.")
+    return feats / norms
+
+
+def _read_h5(path: Path) -> dict:
+    out = {}
+    try:
+        with h5py.File(path, "r") as handle:
+            out["attrs"] = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in handle.attrs.items()}
+            for key in ("class_names", "class_features"):
+                if key in handle:
+                    out[key] = handle[key].asstr()[()] if key == "class_names" else handle[key][()]
+            for split in SPLITS:
+                if split in handle:
+                    for name in ("features", "labels", "ids"):
+                        if name in handle[split]:
+                            dataset = handle[split][name]
+                            out[f"{split}/{name}"] = dataset.asstr()[()] if name == "ids" else dataset[()]
+    except OSError as err:
+        raise UserError(f"{path} is not a readable HDF5 file ({str(err)[:80]}).") from None
+    return out
+
+
+def _read_npz(path: Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            raw = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable .npz without pickled objects ({str(err)[:80]}).") from None
+    out = {k: v for k, v in raw.items() if k in ("class_names", "class_features")}
+    for key, value in raw.items():
+        split, _, name = key.partition("_")
+        if split in SPLITS and name in ("features", "labels", "ids"):
+            out[f"{split}/{name}"] = value
+    out["attrs"] = {}
+    return out

@@ -1,0 +1,49 @@
+"""Every method scored on one split of cached features, batch by batch (memory does not grow with C x N).
+
+    preds, routing = predict_methods(model, test_feats, test_labels, fusion_weight=0.5, posthoc_tau=0.0,
+                                     log_prior=class_log_prior(train_counts), batch_size=512)
+    metrics = {method: accuracy_report(preds[method], test_labels, train_counts) for method in METHODS}
+    rows = per_class_rows(classes, preds, test_labels)          # per_class.csv
+
+Methods: `zero_shot` (image vs class-name prompts), `zero_shot_library` (image vs each class's mean description
+embedding), `base` (learned class prompts), `semantic` (router), `mdpr` (w * base + (1 - w) * semantic, minus
+posthoc_tau * log prior when post-hoc logit adjustment is on). Cached multi-view features (N, A, d) are scored view
+by view and their logits averaged (pipeline/model/inference.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.model.inference import infer
+from pipeline.model.mdpr import MDPRModel, fuse
+from pipeline.model.metrics import per_class_accuracy
+
+METHODS = ("zero_shot", "zero_shot_library", "base", "semantic", "mdpr")
+BRANCH_OF = {"zero_shot": "zero_shot", "zero_shot_library": "zero_shot_library", "base": "base", "semantic": "sem"}
+"""Method -> the inference output that scores it (mdpr fuses base and sem)."""
+
+
+def predict_methods(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, fusion_weight: float,
+                    posthoc_tau: float, log_prior: torch.Tensor, batch_size: int = 512,
+                    device="cpu") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Predicted class per method (N,) and the routing weights of each image's true class (N, V)."""
+    preds = {method: np.empty(len(labels), np.int64) for method in METHODS}
+    routing = np.empty((len(labels), model.library_mask.shape[1]), np.float32)
+    log_prior = log_prior.to(device)
+    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True):
+        logits = {method: outputs[branch] for method, branch in BRANCH_OF.items()}
+        logits["mdpr"] = fuse(outputs["base"], outputs["sem"], fusion_weight, posthoc_tau, log_prior)
+        for method in METHODS:
+            preds[method][rows] = logits[method].argmax(-1).cpu().numpy()
+        true = torch.as_tensor(labels[rows]).to(device).long()
+        routing[rows] = outputs["weights"][torch.arange(len(true), device=device), true].cpu().numpy()  # (B, V)
+    return preds, routing
+
+
+def per_class_rows(classes: dict, preds: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
+    """One row per class: index, name, train count, group and each method's test accuracy (per_class.csv)."""
+    accuracy = {m: per_class_accuracy(torch.as_tensor(p), torch.as_tensor(labels), len(classes["names"])).numpy()
+                for m, p in preds.items()}
+    return [{"class_index": c, "class": name, "train_count": classes["train_counts"][c], "group": classes["groups"][c],
+             **{m: float(accuracy[m][c]) for m in METHODS}} for c, name in enumerate(classes["names"])]

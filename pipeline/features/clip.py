@@ -1,0 +1,150 @@
+"""The frozen CLIP encoder, on open_clip.
+
+    encoder = load_encoder(ClipParams(model="ViT-B-16", pretrained="openai"), device="cuda")
+    text_feats = encoder.encode_texts(["a photo of a dog."], batch_size=256)   # (N, d), L2-normalised float32
+
+`clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache), a
+local checkpoint file (weights only; hashed into the cache identity), or `none` (random init from `clip.seed`). The
+shipped `mdpr-tiny` architecture (pipeline/features/model_configs/) is ~3.5 M parameters at 32 px: the demo and
+tests use it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.config.data_params import ClipParams
+from pipeline.core.device import resolve_device
+from pipeline.core.errors import UserError
+from pipeline.core.hashing import file_sha256
+
+CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+
+
+def class_prompts(name: str, templates: str) -> list[str]:
+    """The prompts of one class name: `simple` = 'a photo of a {}.', `ensemble` = the 7 templates CLIP's authors
+    found best for ImageNet, as open_clip ships them (SIMPLE_IMAGENET_TEMPLATES)."""
+    from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
+
+    if templates == "simple":
+        return [f"a photo of a {name}."]
+    return [template(name) for template in SIMPLE_IMAGENET_TEMPLATES]
+
+
+def register_configs() -> None:
+    """Make the project's architectures (mdpr-tiny) known to open_clip."""
+    import open_clip
+
+    for path in sorted(CONFIG_DIR.glob("*.json")):
+        if path.stem not in open_clip.list_models():
+            open_clip.add_model_config(path)
+
+
+@dataclass
+class Encoder:
+    """A loaded CLIP model with its eval transform, tokenizer and cache identity."""
+
+    model: torch.nn.Module
+    preprocess: object
+    tokenizer: object
+    identity: dict
+    device: torch.device
+    input_dtype: torch.dtype
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") else \
+            int(self.model.visual.output_dim)
+
+    @torch.inference_mode()
+    def encode_image_batch(self, images: torch.Tensor) -> np.ndarray:
+        """(B, 3, H, W) preprocessed images -> (B, d) L2-normalised float32."""
+        feats = self.model.encode_image(images.to(self.device, self.input_dtype, non_blocking=True))
+        return torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Strings -> (N, d) L2-normalised float32, in batches."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(texts[start:start + batch_size]).to(self.device)
+            out.append(torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_class_names(self, names: list[str], templates: str, batch_size: int) -> np.ndarray:
+        """(C, d): mean over the prompt templates of each class name's embedding, re-normalised.
+
+        open_clip's build_zero_shot_classifier computes the same quantity, but batches per class and normalises in
+        another order (results differ by ~3e-8): this keeps the prompts in one stream of `batch_size` texts.
+        """
+        prompts = [class_prompts(name, templates) for name in names]
+        feats = self.encode_texts([p for per_class in prompts for p in per_class], batch_size)
+        feats = feats.reshape(len(names), len(prompts[0]), -1).mean(axis=1)  # (C, d)
+        return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
+
+
+def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
+    """Build the open_clip model named by `params` in eval mode on `device`."""
+    import open_clip
+
+    register_configs()
+    torch_device = resolve_device(device)
+    if params.model not in open_clip.list_models():
+        raise UserError(f"clip.model = {params.model!r} is not an open_clip architecture; see "
+                        "open_clip.list_models() (e.g. ViT-B-16, ViT-B-32) or use mdpr-tiny.")
+    pretrained, weights_id = _pretrained_source(params)
+    torch.manual_seed(params.seed)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            params.model, pretrained=pretrained, precision=params.precision, device=torch_device,
+            force_quick_gelu=_needs_quick_gelu(params))
+    except RuntimeError as err:
+        raise UserError(f"clip.pretrained = {params.pretrained!r} for {params.model}: weights could not be loaded "
+                        f"({str(err).splitlines()[0][:160]}); on a machine without internet, download them once "
+                        "elsewhere into the Hugging Face cache (HF_HOME) or point clip.pretrained at a local "
+                        "checkpoint file.") from None
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(params.model)
+    visual_cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    identity = {"model": params.model, "pretrained": weights_id, "precision": params.precision,
+                "image_size": json.dumps(list(_pair(model.visual.image_size))),
+                "mean": json.dumps([round(float(v), 6) for v in visual_cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)]),
+                "std": json.dumps([round(float(v), 6) for v in visual_cfg.get("std", open_clip.OPENAI_DATASET_STD)])}
+    return Encoder(model, preprocess, tokenizer, identity, torch_device, open_clip.get_input_dtype(params.precision)
+                   or torch.float32)
+
+
+def _needs_quick_gelu(params: ClipParams) -> bool:
+    """OpenAI's weights were trained with QuickGELU: build `ViT-B-16` + `openai` that way (open_clip would only
+    warn)."""
+    import open_clip
+
+    if params.pretrained.lower() == "none" or Path(params.pretrained).exists():
+        return False
+    return bool(open_clip.get_pretrained_cfg(params.model, params.pretrained).get("quick_gelu"))
+
+
+def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:
+    """What to pass to open_clip, and how the weights are named in cache metadata."""
+    if params.pretrained.lower() == "none":
+        return None, f"none(seed={params.seed})"
+    path = Path(params.pretrained)
+    if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.exists():
+        if not path.is_file():
+            raise UserError(f"clip.pretrained = {params.pretrained!r}: checkpoint file not found.")
+        return str(path), "sha256:" + file_sha256(path)
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(params.model)
+    if params.pretrained not in tags:
+        raise UserError(f"clip.pretrained = {params.pretrained!r} is not a tag of {params.model} "
+                        f"({', '.join(tags) or 'none known'}), nor an existing checkpoint file.")
+    return params.pretrained, params.pretrained
+
+
+def _pair(size) -> tuple[int, int]:
+    return tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))

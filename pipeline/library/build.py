@@ -1,0 +1,77 @@
+"""The semantic library: V = len(dimensions) x per_dimension descriptions per class, from one of three backends.
+
+    records, summary = build_library(class_names, contrasts, llm_params, library_params)
+    print(format_summary(summary))
+
+BACKENDS (llm.backend), each `(class_names, maker, progress) -> (records, summary fields)`:
+- `openai` asks any OpenAI-compatible server (pipeline/library/asking.py; the client with cache, concurrency and
+  retries is pipeline/library/llm.py), validates every answer and falls back explicitly;
+- `offline` writes deterministic stand-in text from class names (source `offline`);
+- `file` imports a descriptor JSON (pipeline/library/descriptor_file.py).
+
+Record fields: see pipeline/library/records.py. Token fields: tokens spent on that description, re-asks included, as
+reported by the server (replayed from the cache on a rerun, so the file does not change); the summary's
+tokens_in/out count only what this run sent. A contrast class equal to the class's own name (ImageNet lists
+'missile' twice) is treated as no contrast.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+
+from pipeline.config.library_params import LibraryParams, LLMParams
+from pipeline.library.asking import ask_llm
+from pipeline.library.descriptions import normalise_name
+from pipeline.library.descriptor_file import file_records
+from pipeline.library.llm import LLMStats
+from pipeline.library.records import RecordMaker
+
+
+def offline_records(class_names: list[str], maker: RecordMaker, progress: bool) -> tuple[list[dict], dict]:
+    """The `offline` backend: every class's V stand-in records."""
+    return [record for i, name in enumerate(class_names) for record in maker.offline(i, name)], {}
+
+
+BACKENDS = {"offline": offline_records, "openai": ask_llm, "file": file_records}
+"""llm.backend -> the function that writes the records."""
+NO_FALLBACKS = {**asdict(LLMStats()), "reasks": 0, "fallbacks": 0, "fallback_classes": [], "fallback_reasons": {}}
+"""Summary fields of a run that sent no request."""
+
+
+def build_library(class_names: list[str], contrasts: list[str | None], llm: LLMParams, lib: LibraryParams,
+                  progress: bool = True) -> tuple[list[dict], dict]:
+    """Library records sorted by (class_index, slot), and a summary of what it took."""
+    if len(contrasts) != len(class_names):
+        raise ValueError(f"{len(contrasts)} contrasts for {len(class_names)} classes")
+    contrasts = [None if c is None or normalise_name(c) == normalise_name(n) else c
+                 for n, c in zip(class_names, contrasts)]
+    maker = RecordMaker(llm, lib, contrasts)
+    records, extra = BACKENDS[llm.backend](class_names, maker, progress)
+    records.sort(key=lambda r: (r["class_index"], r["slot"]))
+    summary = {"backend": llm.backend, "classes": len(class_names), "descriptions": len(records),
+               "absent_slots": len(class_names) * len(maker.slots) - len(records),
+               "by_source": dict(sorted(Counter(r["source"] for r in records).items())), **NO_FALLBACKS, **extra}
+    return records, summary
+
+
+def format_summary(summary: dict, output: str | None = None) -> str:
+    """The summary as one line for the terminal."""
+    sources = ", ".join(f"{source} {count}" for source, count in summary["by_source"].items()) or "none"
+    line = (f"library: {summary['descriptions']} descriptions for {summary['classes']} classes ({sources}; "
+            f"{summary['absent_slots']} slots absent) | backend {summary['backend']}")
+    if summary["backend"] == "openai":
+        line += (f" | requests {summary['requests']}, cache hits {summary['cache_hits']}, "
+                 f"retries {summary['retries']}, "
+                 f"failures {summary['failures']}, re-asks {summary['reasks']} | tokens {summary['tokens_in']} in, "
+                 f"{summary['tokens_out']} out")
+        if summary["model_mismatches"]:
+            line += f" | answers from another model name: {summary['model_mismatches']}"
+    if summary["fallbacks"]:
+        classes = summary["fallback_classes"]
+        shown = ", ".join(classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
+        reasons = ", ".join(f"{kind} {n}" for kind, n in summary["fallback_reasons"].items())
+        line += f" | FALLBACKS {summary['fallbacks']} ({reasons}) in: {shown}"
+    if summary["backend"] == "file":
+        line += (f" | missing classes {summary['missing_classes']}, truncated {summary['truncated']}, "
+                 f"dropped {summary['dropped']}")
+    return line + (f" -> {output}" if output else "")

@@ -1,0 +1,65 @@
+"""The trained head on disk: built on the cached features, saved with what it was trained on, loaded back safely.
+
+    model = build_model(feats, model_params, seed=0)                  # feats: pipeline.features.caches.Features
+    save_checkpoint(paths.CHECKPOINT, model_state, feats, model_params, train_params, history)
+    model = load_trained_model(feats, load_checkpoint(paths.CHECKPOINT, feats.hashes))
+
+A checkpoint records the sha256 of the three feature files it was trained on; loading it against other features is
+refused, so evaluate and predict never score a model on caches it has not seen. Loading uses torch's safe loader
+(`weights_only=True`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from pipeline.config.model_params import ModelParams, TrainParams
+from pipeline.config.schema import from_dict
+from pipeline.core.atomic import atomic_path
+from pipeline.core.errors import UserError
+from pipeline.features.caches import Features
+from pipeline.model.mdpr import MDPRModel
+
+
+def build_model(feats: Features, model_params: ModelParams, seed: int | None = None) -> MDPRModel:
+    """An MDPRModel on the cached class and library features."""
+    return MDPRModel(torch.from_numpy(feats.class_feats), torch.from_numpy(feats.library_feats),
+                     torch.from_numpy(feats.library_mask), model_params,
+                     library_prior=torch.from_numpy(feats.library_prior), seed=seed,
+                     router_init=model_params.router_init)
+
+
+def save_checkpoint(path: Path, state: dict, feats: Features, model_params: ModelParams, train_params: TrainParams,
+                    history: list[dict]) -> None:
+    """The selected state dict with its params, feature hashes, encoder and training history, written atomically."""
+    checkpoint = {"state_dict": state, "model": asdict(model_params), "train": asdict(train_params),
+                  "feature_sha256": feats.hashes, "class_hash": feats.classes["class_hash"],
+                  "encoder": {"model": feats.image_attrs["model"], "pretrained": feats.image_attrs["pretrained"]},
+                  "dimensions": feats.dimensions, "history": history}
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_checkpoint(path, feature_hashes: dict) -> dict:
+    """The training checkpoint (safe loader), refused when it was trained on other feature files."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path} not found; run `mdpr train` (or `dvc repro train`) first.") from None
+    except Exception as err:  # noqa: BLE001 - a damaged or foreign file, reported as such
+        raise UserError(f"{path} is not a readable MDPR checkpoint ({str(err)[:100]}); rerun `mdpr train`.") from None
+    trained_on = checkpoint.get("feature_sha256", {})
+    changed = sorted(name for name, digest in feature_hashes.items() if trained_on.get(name) != digest)
+    if changed:
+        raise UserError(f"{path} was trained on other features ({', '.join(changed)} changed since); rerun "
+                        "`mdpr train` (or `dvc repro`).")
+    return checkpoint
+
+
+def load_trained_model(feats: Features, checkpoint: dict) -> MDPRModel:
+    """The checkpoint's model rebuilt on the cached features, weights loaded, in eval mode."""
+    model = build_model(feats, from_dict(ModelParams, checkpoint["model"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()

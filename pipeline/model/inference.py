@@ -1,0 +1,66 @@
+"""The one forward pass of a trained head over cached features: batched, averaged over cached views.
+
+    for rows, out in infer(model, test_feats, batch_size=512, device="cpu", zero_shot=True):
+        out["base"], out["sem"]              # (B, C) logits of rows `rows`
+        out["weights"]                       # (B, C, V) routing weights
+        out["zero_shot"], out["zero_shot_library"]     # (B, C), only with zero_shot=True
+
+`feats` is (N, d) or (N, A, d) cached views (e.g. five crops): every output is the mean over the A views, so a
+multi-view image is scored once. Training's validation, the evaluate stage and `mdpr predict` all score through here.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.features.zeroshot import zero_shot_logits
+from pipeline.model.mdpr import MDPRModel
+
+
+def scores(model: MDPRModel, view: torch.Tensor, zero_shot: bool = False) -> dict[str, torch.Tensor]:
+    """The head's outputs for one view (B, d) of L2-normalised image features, float32; with the zero-shot baselines:
+    image vs class-name prompts, and image vs each class's mean description embedding."""
+    outputs = model(view)
+    out = {"base": outputs["base"].float(), "sem": outputs["sem"].float(), "weights": outputs["weights"].float()}
+    if zero_shot:
+        out["zero_shot"] = zero_shot_logits(view, model.class_feats.float())
+        out["zero_shot_library"] = zero_shot_logits(view, model.description_means())
+    return out
+
+
+def view_mean(score: Callable[[torch.Tensor], dict], feats: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`score(view)` averaged over the views of a batch: feats (B, d), or (B, A, d) with A cached views."""
+    views = feats if feats.dim() == 3 else feats[:, None]  # (B, A, d)
+    total: dict[str, torch.Tensor] = {}
+    for view in views.unbind(1):  # (B, d) each
+        for key, value in score(F.normalize(view, dim=-1)).items():
+            total[key] = total[key] + value if key in total else value
+    return {key: value / views.shape[1] for key, value in total.items()}
+
+
+def infer(model: MDPRModel, feats, batch_size: int = 1024, device="cpu",
+          zero_shot: bool = False) -> Iterator[tuple[slice, dict[str, torch.Tensor]]]:
+    """(rows, outputs) per batch of cached features, in eval mode without gradients; the model's mode is restored."""
+    was_training = model.training
+    model.eval().to(device)
+    try:
+        for start in range(0, len(feats), batch_size):
+            with torch.inference_mode():
+                batch = torch.as_tensor(feats[start:start + batch_size]).to(device).float()  # (B, d) | (B, A, d)
+                outputs = view_mean(lambda view: scores(model, view, zero_shot), batch)
+            yield slice(start, start + len(batch)), outputs
+    finally:
+        model.train(was_training)
+
+
+def branch_logits(model: MDPRModel, feats, batch_size: int = 1024, device="cpu") -> dict[str, torch.Tensor]:
+    """base (N, C) and sem (N, C) logits of every row, float32 on CPU (preallocated, filled batch by batch)."""
+    out: dict[str, torch.Tensor] = {}
+    for rows, outputs in infer(model, feats, batch_size, device):
+        for key in ("base", "sem"):
+            if key not in out:
+                out[key] = torch.empty((len(feats), outputs[key].shape[1]), dtype=torch.float32)
+            out[key][rows] = outputs[key].cpu()
+    return out

@@ -1,0 +1,110 @@
+"""The MDPR head trained on cached CLIP features: learnable class prompts (base branch) + the router (semantic).
+
+    model = MDPRModel(class_feats, library_feats, library_mask, ModelParams())   # (C, d), (C, V, d), (C, V)
+    out = model(image_feats)                    # image_feats (B, d)
+    out["base"], out["sem"], out["weights"]     # (B, C), (B, C), (B, C, V)
+    logits = fuse(out["base"], out["sem"], 0.5)
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config.model_params import ModelParams
+from pipeline.core.errors import UserError
+from pipeline.model.router import Router
+
+MAX_LOGIT_SCALE = 100.0
+
+
+class MDPRModel(nn.Module):
+    """Base branch (class-name embeddings + learnable residual) and semantic branch (router) on cached features.
+
+    Frozen inputs are buffers kept in their given dtype (float16 caches stay float16) and cast per call.
+    `library_prior` (C, V) defaults to cos(description, class-name embedding), 0 where masked, as in library.h5.
+    `seed` (optional) makes the parameter init independent of the global RNG; `router_init` is Router's `init`.
+    """
+
+    def __init__(self, class_feats: torch.Tensor, library_feats: torch.Tensor, library_mask: torch.Tensor | None,
+                 params: ModelParams = ModelParams(), library_prior: torch.Tensor | None = None,
+                 seed: int | None = None, router_init: str = "identity"):
+        super().__init__()
+        class_feats, library_feats = torch.as_tensor(class_feats), torch.as_tensor(library_feats)
+        classes, views, dim = library_feats.shape
+        if tuple(class_feats.shape) != (classes, dim):
+            raise UserError(f"model: class features {tuple(class_feats.shape)} do not match the library "
+                            f"{tuple(library_feats.shape)} (C, V, d); rebuild the feature caches with the same model.")
+        mask = (torch.ones(classes, views, dtype=torch.bool) if library_mask is None
+                else torch.as_tensor(library_mask).bool())
+        if not mask.any(1).all():
+            raise UserError("model: some class has no valid description in the library mask; rebuild the library.")
+        if library_prior is None:
+            prior = F.cosine_similarity(library_feats.float(), class_feats.float()[:, None, :], dim=-1)
+            library_prior = prior.masked_fill(~mask, 0.0)  # (C, V)
+        self.params = params
+        self.register_buffer("class_feats", class_feats)  # (C, d)
+        self.register_buffer("library_feats", library_feats)  # (C, V, d)
+        self.register_buffer("library_mask", mask)  # (C, V)
+        self.register_buffer("library_prior", torch.as_tensor(library_prior).float())  # (C, V)
+        rng = torch.random.fork_rng() if seed is not None else contextlib.nullcontext()
+        with rng:
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.residual = nn.Parameter(torch.zeros(classes, dim))  # r_c
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(params.logit_scale)))  # log s, as in CLIP
+            self.adapter = _adapter(dim) if params.adapter else None
+            self.router = Router(dim, params.heads, params.dropout, router_init)
+
+    def scale(self) -> torch.Tensor:
+        """s = exp(logit_scale), clamped at 100."""
+        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def class_weights(self) -> torch.Tensor:
+        """w_c = normalise(t_c + alpha * r_c): (C, d)."""
+        class_feats = self.class_feats.to(self.residual.dtype)  # (C, d)
+        return F.normalize(class_feats + self.params.residual_scale * self.residual, dim=-1)
+
+    def adapt(self, image_feats: torch.Tensor) -> torch.Tensor:
+        """Cast, optional CLIP-Adapter mix f' = (1 - ratio) f + ratio MLP(f), L2-normalise: (B, d) -> (B, d)."""
+        feats = F.normalize(image_feats.to(self.residual.dtype), dim=-1)
+        if self.adapter is not None:
+            ratio = self.params.adapter_ratio
+            feats = F.normalize((1 - ratio) * feats + ratio * self.adapter(feats), dim=-1)
+        return feats
+
+    def library(self) -> torch.Tensor:
+        return self.library_feats.to(self.residual.dtype)  # (C, V, d)
+
+    def description_means(self) -> torch.Tensor:
+        """Each class's normalised mean valid description embedding: (C, d)."""
+        valid = self.library_mask[..., None].to(self.residual.dtype)  # (C, V, 1)
+        return F.normalize((self.library() * valid).sum(1), dim=-1)
+
+    def routed(self, feats: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
+        """Routed features (P, d) of adapted image features `feats` (P, d) for classes class_idx (P,)."""
+        return self.router.routed(feats, class_idx, self.library(), self.library_mask)
+
+    def forward(self, image_feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """image_feats (B, d) -> base (B, C), sem (B, C), weights (B, C, V), feats (B, d) (the adapted features)."""
+        feats = self.adapt(image_feats)  # (B, d)
+        scale = self.scale()
+        base = scale * feats @ self.class_weights().T  # (B, C)
+        sim, weights = self.router(feats, self.library(), self.library_mask)  # (B, C), (B, C, V)
+        return {"base": base, "sem": scale * sim, "weights": weights, "feats": feats}
+
+
+def _adapter(dim: int) -> nn.Sequential:
+    """CLIP-Adapter MLP: d -> d/4 -> d, no biases, ReLU after each layer."""
+    hidden = max(dim // 4, 1)
+    return nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(), nn.Linear(hidden, dim, bias=False), nn.ReLU())
+
+
+def fuse(base: torch.Tensor, sem: torch.Tensor, fusion_weight: float, posthoc_tau: float = 0.0,
+         log_prior: torch.Tensor | None = None) -> torch.Tensor:
+    """MDPR's prediction w * base + (1 - w) * sem, minus posthoc_tau * log prior (post-hoc logit adjustment): (B, C)."""
+    fused = fusion_weight * base + (1 - fusion_weight) * sem
+    return fused if not posthoc_tau else fused - posthoc_tau * log_prior

@@ -1,0 +1,39 @@
+"""Long-tailed accuracy metrics (fractions in [0, 1]).
+
+    report = accuracy_report(pred, labels, train_counts)   # pred, labels (N,); train_counts (C,)
+    report["top1"], report["mean_class"], report.get("few")
+
+Standard LT protocol (Liu et al. 2019, OLTR): a class is `many` with > 100 training images, `medium` with 20..100,
+`few` with < 20. A group's accuracy is the mean of the per-class accuracies of its classes (not the pooled accuracy
+of its images); on the usual balanced test sets the two coincide. `mean_class` is the mean per-class accuracy over
+all classes. Classes with no evaluation image are left out of every mean; a group with no class that has
+evaluation images is absent from the report (never NaN).
+"""
+from __future__ import annotations
+
+import torch
+
+from pipeline.data.manifest import GROUPS, group_of
+
+
+def per_class_accuracy(pred, labels, num_classes: int) -> torch.Tensor:
+    """Accuracy of each class (C,) float64; NaN for a class with no evaluation image."""
+    pred, labels = torch.as_tensor(pred).long(), torch.as_tensor(labels).long()
+    total = torch.bincount(labels, minlength=num_classes).double()  # (C,)
+    correct = torch.bincount(labels[pred == labels], minlength=num_classes).double()  # (C,)
+    return torch.where(total > 0, correct / total.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def accuracy_report(pred, labels, train_counts) -> dict[str, float]:
+    """top1, mean_class and the many/medium/few group accuracies present in this evaluation."""
+    pred, labels = torch.as_tensor(pred).long(), torch.as_tensor(labels).long()
+    counts = torch.as_tensor(train_counts).long()
+    per_class = per_class_accuracy(pred, labels, len(counts))  # (C,)
+    evaluated = ~per_class.isnan()  # (C,)
+    report = {"top1": (pred == labels).double().mean().item(), "mean_class": per_class[evaluated].mean().item()}
+    groups = [group_of(int(n)) for n in counts]
+    for group in GROUPS:
+        members = torch.tensor([g == group for g in groups]) & evaluated  # (C,)
+        if members.any():
+            report[group] = per_class[members].mean().item()
+    return report

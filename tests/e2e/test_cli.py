@@ -1,0 +1,57 @@
+"""The `mdpr` console script: commands listed, user errors as one line with exit status 2 and no output written."""
+import pytest
+
+from pipeline.core import paths
+from tests.helpers.worlds import run_mdpr, write_params
+
+
+def test_help_lists_every_stage(tmp_path):
+    result = run_mdpr(["--help"], tmp_path)
+    assert result.returncode == 0
+    for command in ("prepare", "embed-images", "embed-classes", "confusion", "library", "embed-library", "train",
+                    "evaluate", "report"):
+        assert command in result.stdout
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("overrides, command, fragments", [
+    ({"train": {"lr": -1.0}}, "train", ["train.lr = -1.0 is out of range"]),
+    ({"evaluate": {"fusion_weight": 2}}, "evaluate", ["evaluate.fusion_weight"]),
+    ({"dataset": {"imbalance_factor": 0.5}}, "prepare", ["dataset.imbalance_factor"]),
+    ({"model": {"heads": 0}}, "train", ["model.heads = 0"]),
+    ({"model": {"heads": 5}}, "train", ["model.heads = 5 does not divide the feature width 64"]),
+    ({"train": {"lrate": 0.1}}, "train", ["unknown key train.lrate", "allowed keys: epochs"]),
+    ({"clip": {"precision": 16}}, "embed-images", ["clip.precision = 16 is not allowed"]),
+])
+def test_bad_params_fail_before_any_output(trained_project, overrides, command, fragments):
+    outputs = {p: p.read_bytes() for p in (paths.CHECKPOINT, paths.METRICS, paths.IMAGES_H5, paths.MANIFEST)}
+    write_params(trained_project, overrides)
+    _assert_one_line_error(run_mdpr([command], trained_project), *fragments)
+    assert all(p.read_bytes() == before for p, before in outputs.items())
+
+
+def test_truncated_cache_is_one_line(trained_project):
+    paths.LIBRARY_H5.write_bytes(paths.LIBRARY_H5.read_bytes()[:500])
+    metrics = paths.METRICS.read_bytes()
+    _assert_one_line_error(run_mdpr(["evaluate"], trained_project), "library.h5 is truncated",
+                           "mdpr embed-library")
+    assert paths.METRICS.read_bytes() == metrics
+
+
+def test_missing_input_names_the_stage_to_run(tmp_path):
+    write_params(tmp_path)
+    _assert_one_line_error(run_mdpr(["embed-classes"], tmp_path), "classes.json not found", "mdpr prepare")
+
+
+def test_report_prints_the_table(trained_project):
+    result = run_mdpr(["report"], trained_project)
+    assert result.returncode == 0
+    assert "MDPR (fused)" in result.stdout and "zero-shot CLIP" in result.stdout

@@ -1,0 +1,82 @@
+"""Bring-your-own features: import a user's NPZ / HDF5 and run the rest of the pipeline on it."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline.core import paths
+from pipeline.core.errors import UserError
+from pipeline.data.imported import read_features_file
+from pipeline.features import store
+from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
+from tests.helpers.worlds import write_params
+
+
+def _user_arrays(world):
+    """Features as a user would bring them: from the same tiny CLIP, but not normalised."""
+    groups, _ = store.read_h5(world / paths.IMAGES_H5)
+    text, _ = store.read_h5(world / paths.CLASSES_H5)
+    arrays = {f"{split}_{name}": groups[split][name] * (3.0 if name == "features" else 1)
+              for split in ("train", "val", "test") for name in ("features", "labels")}
+    arrays["class_names"] = np.array(list(text[""]["names"]))
+    arrays["class_features"] = text[""]["features"]
+    return arrays
+
+
+def test_npz_import_end_to_end(tmp_path, embedded_world, monkeypatch):
+    arrays = _user_arrays(embedded_world)
+    np.savez(tmp_path / "feats.npz", **arrays)
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, {"dataset": {"name": "features", "features_file": "feats.npz"}})
+    for stage in (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate):
+        stage.run()
+    groups, attrs = store.read_h5(paths.IMAGES_H5)
+    expected = arrays["train_features"] / np.linalg.norm(arrays["train_features"], axis=1, keepdims=True)
+    np.testing.assert_allclose(groups["train"]["features"], expected, atol=1e-6)
+    np.testing.assert_array_equal(groups["test"]["labels"], arrays["test_labels"])
+    text, _ = store.read_h5(paths.CLASSES_H5)
+    np.testing.assert_allclose(text[""]["features"], arrays["class_features"], atol=1e-6)
+    metrics = json.loads(paths.METRICS.read_text())
+    assert {"zero_shot", "mdpr"} <= set(metrics) and attrs["dataset"] == "features"
+    assert not list((tmp_path / "artifacts" / "data" / "images").glob("*.png"))
+
+
+def test_hdf5_layout_is_read_like_npz(tmp_path, embedded_world):
+    arrays = _user_arrays(embedded_world)
+    with h5py.File(tmp_path / "feats.h5", "w") as handle:
+        handle.attrs["model"] = "mdpr-tiny"
+        handle.create_dataset("class_names", data=arrays["class_names"].astype(object), dtype=h5py.string_dtype())
+        for split in ("train", "test"):
+            handle.create_dataset(f"{split}/features", data=arrays[f"{split}_features"])
+            handle.create_dataset(f"{split}/labels", data=arrays[f"{split}_labels"])
+    imported = read_features_file(tmp_path / "feats.h5")
+    assert set(imported.splits) == {"train", "test"} and imported.class_features is None
+    assert imported.attrs["model"] == "mdpr-tiny"
+    assert imported.splits["train"]["ids"][0] == "train/0"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.pop("class_names"), "no class_names"),
+    (lambda a: a.pop("test_features"), "no test split"),
+    (lambda a: a.__setitem__("train_labels", a["train_labels"] + 100), "labels must be integers in 0..5"),
+    (lambda a: a["train_features"].__setitem__((0, 0), np.nan), "NaN or infinite"),
+])
+def test_bad_files_are_refused_clearly(tmp_path, embedded_world, change, message):
+    arrays = _user_arrays(embedded_world)
+    change(arrays)
+    np.savez(tmp_path / "feats.npz", **arrays)
+    with pytest.raises(UserError, match=message):
+        read_features_file(tmp_path / "feats.npz")
+
+
+def test_width_mismatch_with_the_text_encoder(tmp_path, embedded_world, monkeypatch):
+    arrays = _user_arrays(embedded_world)
+    for key in [k for k in arrays if k.endswith("_features")]:
+        arrays[key] = np.concatenate([arrays[key], arrays[key]], axis=-1)  # 128-d, the tiny CLIP is 64-d
+    np.savez(tmp_path / "feats.npz", **arrays)
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, {"dataset": {"name": "features", "features_file": "feats.npz"}})
+    prepare.run()
+    with pytest.raises(UserError, match="features are 128-d but clip.model mdpr-tiny is 64-d"):
+        embed_images.run()

@@ -1,0 +1,66 @@
+"""The CLIP wrapper: tiny architecture, deterministic random init, local checkpoints, pretrained-tag errors."""
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config.data_params import ClipParams
+from pipeline.core.errors import UserError
+from pipeline.features.clip import _needs_quick_gelu, load_encoder
+
+
+def test_random_init_is_deterministic_and_normalised():
+    first, second = load_encoder(ClipParams(), "cpu"), load_encoder(ClipParams(), "cpu")
+    texts = ["a photo of a red circle.", "a photo of a blue square."]
+    np.testing.assert_array_equal(first.encode_texts(texts, 8), second.encode_texts(texts, 8))
+    np.testing.assert_allclose(np.linalg.norm(first.encode_texts(texts, 1), axis=1), 1, atol=1e-6)
+    other = load_encoder(ClipParams(seed=1), "cpu")
+    assert not np.allclose(first.encode_texts(texts, 8), other.encode_texts(texts, 8))
+    assert first.identity["pretrained"] == "none(seed=0)" and first.dim == 64
+
+
+def test_class_prompts_average_templates():
+    encoder = load_encoder(ClipParams(), "cpu")
+    feats = encoder.encode_class_names(["red circle"], "ensemble", 4)
+    single = encoder.encode_texts(["itap of a red circle."], 4)
+    assert feats.shape == (1, 64) and not np.allclose(feats, single)
+    np.testing.assert_allclose(np.linalg.norm(feats), 1, atol=1e-6)
+
+
+def test_local_checkpoint_is_loaded_and_hashed(tmp_path):
+    reference = load_encoder(ClipParams(seed=3), "cpu")
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save(reference.model.state_dict(), checkpoint)
+    loaded = load_encoder(ClipParams(pretrained=str(checkpoint)), "cpu")
+    assert loaded.identity["pretrained"].startswith("sha256:")
+    images = torch.randn(2, 3, 32, 32)
+    np.testing.assert_allclose(loaded.encode_image_batch(images), reference.encode_image_batch(images), atol=1e-6)
+
+
+def test_missing_checkpoint_and_unknown_names(tmp_path):
+    with pytest.raises(UserError, match="checkpoint file not found"):
+        load_encoder(ClipParams(pretrained=str(tmp_path / "missing.pt")), "cpu")
+    with pytest.raises(UserError, match="not an open_clip architecture"):
+        load_encoder(ClipParams(model="ViT-Z-99"), "cpu")
+    with pytest.raises(UserError, match="is not a tag of ViT-B-32"):
+        load_encoder(ClipParams(model="ViT-B-32", pretrained="nonsense"), "cpu")
+
+
+def test_unreachable_weights_explain_what_to_do(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as on a machine without internet
+    with pytest.raises(UserError, match="weights could not be loaded.*local checkpoint file"):
+        load_encoder(ClipParams(model="ViT-B-32", pretrained="laion2b_s34b_b79k"), "cpu")
+
+
+def test_openai_weights_get_quick_gelu():
+    assert _needs_quick_gelu(ClipParams(model="ViT-B-16", pretrained="openai"))
+    assert not _needs_quick_gelu(ClipParams(model="ViT-B-16", pretrained="laion2b_s34b_b88k"))
+    assert not _needs_quick_gelu(ClipParams())
+
+
+def test_cuda_without_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(UserError, match="no CUDA GPU is visible"):
+        load_encoder(ClipParams(), "cuda")

@@ -1,0 +1,120 @@
+"""Image embedding: outputs, byte-identical reruns, resume after an interruption, unreadable images."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from pipeline.config.data_params import ClipParams, DatasetParams, EmbedParams, RuntimeParams
+from pipeline.config.params import load_params
+from pipeline.core import paths
+from pipeline.core.errors import UserError
+from pipeline.data import manifest
+from pipeline.data.images import ImageReader
+from pipeline.features import embed, store
+from pipeline.features.clip import load_encoder
+from pipeline.features.views import ViewTransform
+from stages import embed_images
+from tests.helpers.worlds import write_params
+
+
+def test_embedded_world_has_every_split(embedded_world):
+    groups, attrs = store.read_h5(embedded_world / paths.IMAGES_H5)
+    classes = json.loads((embedded_world / paths.CLASSES).read_text())
+    for split, n in classes["splits"].items():
+        assert groups[split]["features"].shape == (n, 64)
+        np.testing.assert_allclose(np.linalg.norm(groups[split]["features"], axis=1), 1, atol=1e-5)
+    assert attrs["class_hash"] == classes["class_hash"] and attrs["model"] == "mdpr-tiny"
+    rows = manifest.read_manifest(embedded_world / paths.MANIFEST)
+    assert list(groups["train"]["ids"]) == [r[1] for r in rows if r[0] == "train"]
+    assert list(groups["test"]["labels"]) == [r[2] for r in rows if r[0] == "test"]
+
+
+def test_rerun_is_byte_identical_and_cleans_scratch(project, embedded_world):
+    embed_images.run()
+    assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()
+    assert not any((project / ".cache" / "embed").iterdir())
+
+
+def _job(project, stop=None):
+    """The train split's job of `mdpr embed-images`, as the stage builds it."""
+    dataset = load_params("params.yaml", DatasetParams)
+    encoder = load_encoder(load_params("params.yaml", ClipParams), "cpu")
+    embed_params = load_params("params.yaml", EmbedParams)
+    fingerprint = embed.fingerprint(encoder.identity, dataset, embed_params, paths.MANIFEST.read_bytes())
+    ids = [r[1] for r in manifest.read_manifest(paths.MANIFEST) if r[0] == "train"]
+    return embed.EmbedJob(ids, ImageReader(dataset), encoder, ViewTransform(encoder.preprocess, 32),
+                          paths.SCRATCH / "embed" / fingerprint / "train", batch_size=16, stop=stop, progress=False)
+
+
+def test_resume_continues_and_matches_uninterrupted_run(project, embedded_world):
+    (project / paths.IMAGES_H5).unlink()
+    partial = _job(project, stop=48)
+    partial.run()                                    # an interrupted run: rows 0..47 done, in 3 batches of 16
+    assert partial.done_until() == 48
+    chunks_before = {p.name: p.stat().st_mtime_ns for p in partial.scratch.glob("*.npy")}
+    embed_images.run()
+    assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()
+    assert len(chunks_before) == 3
+    assert not partial.scratch.parent.exists()       # the finished run removed its progress
+
+
+def test_scratch_of_other_inputs_is_not_reused(project):
+    stale = _job(project, stop=16)
+    stale.run()
+    write_params(project, {"embed": {"store_dtype": "float16"}})
+    embed_images.run()
+    assert stale.scratch.exists()                    # another fingerprint: left alone, not mixed in
+    groups, attrs = store.read_h5(paths.IMAGES_H5)
+    assert groups["train"]["features"].dtype == np.float16 and attrs["store_dtype"] == "float16"
+
+
+def test_sigkill_part_way_then_rerun_gives_same_bytes(project, embedded_world):
+    (project / paths.IMAGES_H5).unlink()          # same batch size as the reference: same batches, same bits
+    mdpr = [sys.executable, "-m", "stages.cli", "embed-images"]
+    proc = subprocess.Popen(mdpr, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((project / ".cache").glob("embed/*/train/*.json"))) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((project / ".cache").glob("embed/*/train/*.json")))
+    assert done >= 3 and not (project / paths.IMAGES_H5).exists()   # killed part-way, nothing at the output
+    result = subprocess.run(mdpr, cwd=project, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()
+
+
+def _corrupt_one_image(project) -> str:
+    image_id = manifest.read_manifest(paths.MANIFEST)[7][1]
+    target = paths.SYNTHETIC_IMAGES / image_id
+    target.write_bytes(target.read_bytes()[:40])          # a truncated PNG
+    return image_id
+
+
+def test_corrupt_image_names_the_file_and_writes_nothing(project):
+    image_id = _corrupt_one_image(project)
+    (project / paths.IMAGES_H5).unlink()
+    with pytest.raises(UserError, match=f"image {image_id} .*cannot be read.*embed.on_error: skip"):
+        embed_images.run()
+    assert not (project / paths.IMAGES_H5).exists()
+
+
+def test_skip_mode_drops_and_lists_unreadable_images(project):
+    image_id = _corrupt_one_image(project)
+    write_params(project, {"embed": {"on_error": "skip"}})
+    embed_images.run()
+    groups, _ = store.read_h5(paths.IMAGES_H5)
+    assert image_id not in set(groups["train"]["ids"])
+    skipped = json.loads(paths.SKIPPED.read_text())["skipped"]
+    assert len(skipped) == 1 and skipped[0].startswith(image_id)
+
+
+def test_worker_count_does_not_change_the_bytes(project, embedded_world):
+    write_params(project, {"runtime": {"batch_size": 16, "num_workers": 2, "device": "cpu"}})
+    assert load_params("params.yaml", RuntimeParams).num_workers == 2
+    embed_images.run()
+    assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()

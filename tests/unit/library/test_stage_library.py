@@ -1,0 +1,128 @@
+"""Stage `library` end to end: inputs, output file, summary line, rerun from the cache, resume after SIGKILL.
+
+    .venv/bin/python -m pytest tests/unit/library/test_stage_library.py
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import diskcache
+import pytest
+
+from pipeline.core import paths
+from pipeline.core.errors import UserError
+from pipeline.library import llm as llm_module
+from stages import library as stage
+from tests.helpers.fake_llm import FakeLLM
+from tests.helpers.worlds import REPO, write_params
+
+KEY_ENV = "MDPR_TEST_LLM_KEY"
+SECRET = "sk-test-SECRET-1234"
+NAMES = ["tiger", "lynx", "owl"]
+
+
+def write_inputs(project, names=NAMES, confused=None):
+    """classes.json and confusion.json as prepare and confusion write them (confused: {index: [names]})."""
+    confused = {0: ["lynx"], 1: ["tiger", "owl"], 2: []} if confused is None else confused
+    (project / "artifacts/data").mkdir(parents=True, exist_ok=True)
+    (project / "artifacts/library").mkdir(parents=True, exist_ok=True)
+    (project / "artifacts/data/classes.json").write_text(json.dumps(
+        {"names": names, "train_counts": [10] * len(names), "groups": ["few"] * len(names)}))
+    classes = [{"index": i, "name": name, "zero_shot_train_acc": 0.5,
+                "confused_with": [{"index": names.index(n), "name": n, "count": 1} for n in confused.get(i, [])]}
+               for i, name in enumerate(names)]
+    (project / "artifacts/library/confusion.json").write_text(json.dumps({"classes": classes}))
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
+    write_inputs(tmp_path)
+    return tmp_path
+
+
+def openai_section(server, project, **values):
+    return {"backend": "openai", "base_url": server.url, "api_key_env": KEY_ENV, "cache_dir": str(project / "cache"),
+            "timeout_s": 2.0, "max_retries": 2, **values}
+
+
+def test_stage_writes_the_library_and_prints_one_line(project, capsys):
+    write_params(project, {"llm": {"backend": "offline"}, "train": {"epochs": -1}})  # train is not read here
+    summary = stage.run()
+    lines = (project / paths.LIBRARY).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 15 and summary["descriptions"] == 15
+    assert all(line == json.dumps(r, sort_keys=True, ensure_ascii=False) for line, r in zip(lines, records))
+    assert [r["contrast_class"] for r in records if r["dimension"] == "differential"] == ["lynx", "tiger", None]
+    assert str(project) not in "".join(lines)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("library: 15 descriptions for 3 classes")
+
+
+def test_stage_names_the_stage_that_makes_a_missing_input(project):
+    write_params(project, {"llm": {"backend": "offline"}})
+    (project / paths.CONFUSION).unlink()
+    with pytest.raises(UserError, match="mdpr confusion"):
+        stage.run()
+    (project / paths.CLASSES).unlink()
+    with pytest.raises(UserError, match="mdpr prepare"):
+        stage.run()
+    assert not (project / paths.LIBRARY).exists()
+
+
+def test_stage_rejects_a_confusion_file_from_another_class_list(project):
+    write_params(project, {"llm": {"backend": "offline"}})
+    write_inputs(project, names=["tiger", "cat", "owl"], confused={})
+    (project / paths.CLASSES).write_text(json.dumps({"names": NAMES}))
+    with pytest.raises(UserError, match="does not match.*mdpr confusion"):
+        stage.run()
+
+
+def test_stage_rerun_makes_no_request_and_never_shows_the_key(project, capfd):
+    with FakeLLM() as server:
+        write_params(project, {"llm": openai_section(server, project)})
+        stage.run()
+        first = (project / paths.LIBRARY).read_bytes()
+        assert len(server.requests) == 15
+        assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+        stage.run()
+        assert len(server.requests) == 15
+    assert (project / paths.LIBRARY).read_bytes() == first
+    printed = capfd.readouterr()
+    assert "requests 15" in printed.out and "requests 0, cache hits 15" in printed.out
+    cache_bytes = b"".join(p.read_bytes() for p in (project / "cache").rglob("*") if p.is_file())
+    for blob in (first, cache_bytes, printed.out.encode(), printed.err.encode()):
+        assert SECRET.encode() not in blob
+
+
+def test_a_killed_run_resumes_losing_at_most_the_requests_in_flight(project):
+    names = [f"class {i}" for i in range(20)]
+    write_inputs(project, names=names, confused={})
+    with FakeLLM(latency=0.05) as server:
+        write_params(project, {"llm": openai_section(server, project, concurrency=2)})
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        child = subprocess.Popen([sys.executable, "-c", "from stages.library import run; run()"], cwd=project,
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(server.requests) < 30 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        received = len(server.requests)
+        with diskcache.Cache(str(project / "cache"), disk=diskcache.JSONDisk) as cache:
+            cached = len(cache)
+        assert 30 <= received < 100 and received - 2 <= cached <= received
+        assert not (project / paths.LIBRARY).exists()
+        server.reset()
+        summary = stage.run()
+        assert len(server.requests) == summary["requests"] == 100 - cached
+        assert summary["cache_hits"] == cached and summary["by_source"] == {"llm": 100}
+        resumed = (project / paths.LIBRARY).read_bytes()
+        write_params(project, {"llm": openai_section(server, project, concurrency=2, cache_dir=str(project / "c2"))})
+        stage.run()                                   # an uninterrupted run from an empty cache
+        assert (project / paths.LIBRARY).read_bytes() == resumed
