@@ -1,6 +1,7 @@
 """The evaluation recomputed by hand (numpy, float64, the formulas written out) as the reference for the tests.
 
-    expected = evaluate_by_hand(project)   # {"preds": {method: (N,)}, "metrics": ..., "per_class": ..., "routing": ...}
+    expected = evaluate_by_hand(project)   # {"logits": {method: (N, C)}, "preds", "metrics", "per_class", "routing",
+                                           #  "ids": (N,) test image ids}
     logits, weights = scores_by_hand(views, class_feats, library_feats, mask, state_dict, model_params)
 
 No project code computes these numbers: only the cached arrays and the checkpoint's tensors are read. The head, as
@@ -100,7 +101,15 @@ def evaluate_by_hand(project: Path) -> dict:
                                                                           if d == dim]].sum(1).mean())
                        for dim in dimensions}
                for group in ("many", "medium", "few") if np.any(image_groups == group)}
-    return {"preds": preds, "metrics": metrics, "per_class": per_class, "routing": routing}
+    return {"logits": logits, "preds": preds, "metrics": metrics, "per_class": per_class, "routing": routing,
+            "ids": list(test["ids"])}
+
+
+def probabilities_by_hand(expected: dict, image_id: str) -> np.ndarray:
+    """The fused prediction's class probabilities (C,) of one test image: the softmax of its `mdpr` logits."""
+    logits = expected["logits"]["mdpr"][expected["ids"].index(image_id)]
+    probs = np.exp(logits - logits.max())
+    return probs / probs.sum()
 
 
 def assert_evaluation_matches(project: Path, expected: dict) -> None:
