@@ -2,13 +2,14 @@
 
     expected = evaluate_by_hand(project)   # {"logits": {method: (N, C)}, "preds", "metrics", "per_class", "routing",
                                            #  "ids": (N,) test image ids}
-    logits, weights = scores_by_hand(views, class_feats, library_feats, mask, state_dict, model_params)
+    logits, weights = scores_by_hand(views, class_feats, library_feats, mask, state_dict, asdict(model_params),
+                                     fusion_weight=0.5, posthoc_tau=0.0, train_counts=counts)
 
-No project code computes these numbers: only the cached arrays and the checkpoint's tensors are read. The head, as
-the README states it: zero-shot = 100 cos(f, t_c); zero-shot + library = 100 cos(f, mean_v e_cv); base =
-s cos(f, t_c + alpha r_c); semantic = s cos(f, x_c), with x_c = W_o (sum_v a_v W_v e_cv + b_v) + b_o the multi-head
-attention of the query W_q f + b_q over the keys W_k e_cv + b_k (invalid descriptions masked); fused = w base +
-(1 - w) semantic - tau log prior. Multi-view images: each view L2-normalised, every output averaged over the views.
+No project code computes these numbers: only the cached arrays and the checkpoint's tensors are read. The formulas:
+zero-shot = 100 cos(f, t_c); zero-shot + library = 100 cos(f, mean_v e_cv); base = s cos(f, t_c + alpha r_c);
+semantic = s cos(f, x_c), with x_c = W_o (sum_v a_v (W_v e_cv + b_v)) + b_o the multi-head attention of the query
+W_q f + b_q over the keys W_k e_cv + b_k (invalid descriptions masked); fused = w base + (1 - w) semantic - tau log
+prior. Multi-view images: each view L2-normalised, every output averaged over the views.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def scores_by_hand(views, class_feats, library_feats, mask, state: dict, model: dict, heads: int,
+def scores_by_hand(views, class_feats, library_feats, mask, state: dict, model: dict,
                    fusion_weight: float = 0.5, posthoc_tau: float = 0.0, train_counts=None) -> tuple[dict, np.ndarray]:
     """Logits (N, C) of every method and routing weights (N, C, V), averaged over the A views of views (N, A, d)."""
     assert not model["adapter"], "the hand computation covers the head without CLIP-Adapter"
@@ -42,7 +43,7 @@ def scores_by_hand(views, class_feats, library_feats, mask, state: dict, model: 
               "base": scale * f @ _unit(t + model["residual_scale"] * w["residual"]).T}
     wq, wk, wv = np.split(w["router.attn.in_proj_weight"], 3)  # (d, d) each
     bq, bk, bv = np.split(w["router.attn.in_proj_bias"], 3)
-    dim = t.shape[1]
+    dim, heads = t.shape[1], model["heads"]
     head = dim // heads
     q = (f @ wq.T + bq).reshape(*f.shape[:2], heads, head)  # (N, A, h, e)
     k = (e @ wk.T + bk).reshape(*e.shape[:2], heads, head)  # (C, V, h, e)
@@ -87,8 +88,8 @@ def evaluate_by_hand(project: Path) -> dict:
     test = images["test"]
     views = test["views"] if "views" in test else test["features"][:, None]  # (N, A, d)
     logits, weights = scores_by_hand(views, text[""]["features"], library[""]["features"], library[""]["mask"],
-                                     checkpoint["state_dict"], checkpoint["model"], checkpoint["model"]["heads"],
-                                     evaluate["fusion_weight"], evaluate["posthoc_tau"], classes["train_counts"])
+                                     checkpoint["state_dict"], checkpoint["model"], evaluate["fusion_weight"],
+                                     evaluate["posthoc_tau"], classes["train_counts"])
     labels = test["labels"]
     preds = {method: values.argmax(-1) for method, values in logits.items()}
     metrics, per_class = {}, {}

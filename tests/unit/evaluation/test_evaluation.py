@@ -33,7 +33,7 @@ def test_every_method_predicts_what_the_hand_computation_says():
     with torch.no_grad():
         model.residual.copy_(torch.from_numpy(rng.normal(size=(4, 8)).astype(np.float32)))
     preds, routing = predict_methods(model, views, labels, 0.3, 0.7, class_log_prior(counts), batch_size=5)
-    logits, weights = scores_by_hand(views, class_feats, library, mask, model.state_dict(), asdict(params), 2,
+    logits, weights = scores_by_hand(views, class_feats, library, mask, model.state_dict(), asdict(params),
                                      fusion_weight=0.3, posthoc_tau=0.7, train_counts=counts)
     for method in METHODS:
         np.testing.assert_array_equal(preds[method], logits[method].argmax(-1), err_msg=method)
