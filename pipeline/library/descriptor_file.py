@@ -1,7 +1,8 @@
 """The `file` backend: import published descriptor JSON into library records.
 
     from pipeline.library.descriptor_file import file_records
-    records, info = file_records(class_names, lib_params)   # info: missing_classes, truncated, dropped
+    records, info = file_records(class_names, RecordMaker(llm_params, lib_params, contrasts))
+    info            # {"missing_classes": ..., "truncated": ..., "dropped": ...}
 
 Accepted shapes: `{class_name: [descriptions]}` (CuPL, classify_by_description) and
 `{class_name: {dimension: [descriptions]}}`. Names match case-insensitively, with '_' read as a space and
