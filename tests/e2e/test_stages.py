@@ -40,10 +40,11 @@ def test_metrics_have_every_method_and_only_present_groups(trained_world):
     metrics = json.loads((trained_world / paths.METRICS).read_text())
     classes = json.loads((trained_world / paths.CLASSES).read_text())
     present = set(classes["groups"])
-    assert set(metrics) == set(METHODS)
-    for values in metrics.values():
+    assert set(metrics) == set(METHODS) | {"val", "kept"} and set(metrics["val"]) == set(METHODS)
+    for values in [metrics[m] for m in METHODS] + [metrics["val"][m] for m in METHODS]:
         assert set(values) == {"top1", "mean_class"} | present
         assert all(0 <= v <= 1 for v in values.values())
+    assert metrics["kept"]["epoch_from"] == "val" and metrics["kept"]["fusion_weight_from"] == "params"
     with open(trained_world / paths.PER_CLASS) as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["train_count"]) for r in rows] == classes["train_counts"]
@@ -85,9 +86,12 @@ def test_library_from_another_encoder_is_refused(trained_project):
 
 def test_fusion_weight_one_is_the_base_branch(trained_project):
     write_params(trained_project, {"evaluate": {"fusion_weight": 1.0}})
+    with pytest.raises(UserError, match="kept its epoch for evaluate params .*rerun `mdpr train`"):
+        evaluate.run()             # the epoch was selected for w = 0.5
+    train.run()
     evaluate.run()
     metrics = json.loads(paths.METRICS.read_text())
-    assert metrics["mdpr"] == metrics["base"]
+    assert metrics["mdpr"] == metrics["base"] and metrics["val"]["mdpr"] == metrics["val"]["base"]
 
 
 def test_caches_of_another_class_list_are_refused(project):
