@@ -77,4 +77,7 @@ def describe_kept(kept: dict) -> str:
     if kept["epoch_from"] != "val":
         line += ("\nnote: this dataset has no val split, so the last epoch is kept whether or not training overfit, "
                  "and nothing was chosen on held-out data")
+    elif kept["epoch"] == 0:
+        line += ("\nnote: no trained epoch beat the untrained head on val (epoch 0, where the base branch is zero-shot "
+                 "CLIP): training only hurt; try a lower train.lr or fewer train.epochs")
     return line

@@ -9,11 +9,13 @@ float32 per batch; on CUDA the forward runs under bf16 autocast. A CPU run is bi
 `params.seed` (shuffling uses its own torch.Generator; torch is seeded for dropout). `train_feats` may also be
 (N, A, d) cached augmented views: each epoch draws one view per image.
 
-Model selection: with `val`, after every epoch the fusion weight and post-hoc tau are chosen on val as `fusion`
-names them (pipeline/model/selection.py; a number is used as is), and the epoch with the best val mean-class
-accuracy of that fused prediction is kept (earliest on ties); without `val`, the last epoch, and `auto` is refused.
-`kept` records the epoch and the fusion values with where each came from; the model ends holding that state. Test
-data never enters here.
+Model selection: with `val`, before training (epoch 0: the untrained head, where the base branch is zero-shot
+CLIP) and after every epoch the fusion weight and post-hoc tau are chosen on val as `fusion` names them
+(pipeline/model/selection.py; a number is used as is), and the epoch with the best val mean-class accuracy of that
+fused prediction is kept (the earliest on ties, except that a trained epoch wins a tie with epoch 0): training
+that only hurts on val is caught, not kept. Without `val`: the last epoch, and `auto` is refused. `kept` records
+the epoch and the fusion values with where each came from; the model ends holding that state. Test data never
+enters here.
 """
 from __future__ import annotations
 
@@ -50,13 +52,15 @@ def fit(model: MDPRModel, train_feats: torch.Tensor, train_labels: torch.Tensor,
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=params.epochs if per_epoch else params.epochs * steps_per_epoch, eta_min=params.lr_min)
     shuffle = torch.Generator().manual_seed(params.seed)
-    history, best_score, best_state, kept = [], -math.inf, None, {}
-    for epoch in range(params.epochs):
-        record = _train_epoch(model, feats, labels, log_prior, params, epoch, optimizer,
-                              None if per_epoch else schedule, shuffle, ka_projection)
-        if per_epoch:
-            schedule.step()
-        record.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"])
+    history, best, best_state, kept = [], (-math.inf, 0), None, {}
+    for epoch in range(0 if val is not None else 1, params.epochs + 1):  # with val, epoch 0 = the untrained head
+        record = {"epoch": epoch}
+        if epoch:
+            record.update(_train_epoch(model, feats, labels, log_prior, params, epoch - 1, optimizer,
+                                       None if per_epoch else schedule, shuffle, ka_projection))
+            if per_epoch:
+                schedule.step()
+            record["lr"] = optimizer.param_groups[0]["lr"]
         if val is not None:
             out = branch_logits(model, val[0], device=device)
             choice = choose_fusion(out["base"], out["sem"], val[1], train_counts, fusion)
@@ -65,9 +69,10 @@ def fit(model: MDPRModel, train_feats: torch.Tensor, train_labels: torch.Tensor,
         history.append(record)
         if log_epoch is not None:
             log_epoch(record)
-        score = record["val_mean_class"] if val is not None else epoch
-        if score > best_score or best_state is None:
-            best_score, best_state = score, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        # the best val score, earliest on ties, but a trained epoch wins a tie with the untrained head
+        score = (record["val_mean_class"], min(epoch, 1)) if val is not None else (epoch, 0)
+        if score > best:
+            best, best_state = score, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             kept = _kept(record, fusion, val is not None)
     model.load_state_dict(best_state)
     return best_state, history, kept

@@ -20,7 +20,7 @@ from pipeline.model.inference import branch_logits, infer
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import MDPRModel, fuse
 from pipeline.model.metrics import accuracy_report
-from pipeline.model.selection import FUSION_GRID, POSTHOC_TAU_GRID, choose_fusion
+from pipeline.model.selection import FUSION_GRID, POSTHOC_TAU_GRID, choose_fusion, describe_kept
 from pipeline.model.training import fit
 
 C, D, V = 20, 32, 5
@@ -125,13 +125,14 @@ def test_same_seed_gives_identical_state_and_history():
 def test_history_records_losses_accuracies_and_cosine_schedule():
     params = TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=7, lambda_pa=0.1)
     _, _, history = _small_fit(params)
-    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]  # epoch 0: the untrained head, scored on val only
+    assert set(history[0]) == {"epoch", "val_top1", "val_mean_class", "val_fusion_weight", "val_posthoc_tau"}
     expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc_base", "train_acc_sem", "val_top1",
                 "val_mean_class", "val_fusion_weight", "val_posthoc_tau", "lr"}
-    assert expected <= set(history[0])
+    assert expected <= set(history[1])
     assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine to zero at the last step
-    assert history[0]["lr"] > history[1]["lr"] > 0
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[1]["lr"] > history[2]["lr"] > 0
+    assert history[-1]["loss"] < history[1]["loss"]
 
 
 def test_validation_selects_the_best_epoch_and_model_holds_it():
@@ -142,6 +143,23 @@ def test_validation_selects_the_best_epoch_and_model_holds_it():
     report = accuracy_report(fuse(out["base"], out["sem"], 0.5).argmax(-1), val_labels, counts)
     assert report["mean_class"] == pytest.approx(best)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_training_that_only_hurts_on_val_keeps_the_untrained_head():
+    counts, _, _, (val_feats, val_labels), names, library = _small_problem()
+    untrained = MDPRModel(names, library, None, ModelParams(heads=4), seed=1)
+    model, state, history, kept = _small_fit(TrainParams(epochs=3, lr=3.0, batch_size=32, seed=7), with_kept=True)
+    assert all(h["val_mean_class"] < history[0]["val_mean_class"] for h in history[1:])  # lr 3 wrecks the head
+    assert kept["epoch"] == 0 and kept["val_mean_class"] == history[0]["val_mean_class"]
+    assert all(torch.equal(v, untrained.state_dict()[k]) for k, v in model.state_dict().items())
+    assert "no trained epoch beat the untrained head" in describe_kept(kept)
+
+
+def test_a_trained_epoch_wins_a_tie_with_the_untrained_head():
+    model, state, history, kept = _small_fit(TrainParams(epochs=2, lr=1e-12, batch_size=32, seed=7),
+                                             with_kept=True)
+    assert history[0]["val_mean_class"] == history[1]["val_mean_class"] == history[2]["val_mean_class"]
+    assert kept["epoch"] == 1
 
 
 def test_without_validation_the_last_epoch_is_kept_and_auto_is_refused():
@@ -161,7 +179,7 @@ def test_epoch_selection_uses_the_fusion_weight_the_params_name():
     base_only = accuracy_report(branch_logits(model, val_feats)["base"].argmax(-1), val_labels, counts)
     assert kept["val_mean_class"] == pytest.approx(base_only["mean_class"])  # w = 1: the base branch alone
     assert kept["val_mean_class"] == max(h["val_mean_class"] for h in history)
-    assert [h["val_fusion_weight"] for h in history] == [1.0] * 6
+    assert [h["val_fusion_weight"] for h in history] == [1.0] * 7
 
 
 def test_auto_fusion_is_chosen_on_val_at_every_epoch_and_kept_with_its_epoch():
