@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.config.params import defaults
@@ -146,7 +147,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--worlds", nargs="+", default=["synthetic", "features"], choices=["synthetic", "features"])
     parser.add_argument("--json", type=Path, help="also write every run's metrics here")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # tiny models: more threads only oversubscribe a shared machine
     builders = {"synthetic": build_synthetic, "features": build_features}
     everything, root = {}, Path(tempfile.mkdtemp(prefix="mdpr-compare-"))
     try:
