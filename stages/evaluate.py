@@ -18,11 +18,10 @@ from pipeline.core.device import resolve_device
 from pipeline.evaluation import plots
 from pipeline.evaluation.methods import METHODS, per_class_rows
 from pipeline.evaluation.protocol import report_metrics, score_split
-from pipeline.evaluation.report import format_table
+from pipeline.evaluation.report import format_report
 from pipeline.evaluation.routing import dimension_weights
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import kept_fusion, load_checkpoint, load_trained_model
-from pipeline.model.selection import describe_kept
 
 
 def run(params_path: str = "params.yaml") -> None:
@@ -50,7 +49,4 @@ def run(params_path: str = "params.yaml") -> None:
     weights = dimension_weights(routing, labels, feats.classes["groups"], feats.dimensions)
     write_json(paths.ROUTING, weights)
     plots.routing_by_dimension(weights, paths.PLOTS / "routing_by_dimension.png")
-    if val_metrics is not None:
-        print(f"val split:\n{format_table(val_metrics)}\n\ntest split:")
-    print(format_table(metrics))
-    print(describe_kept(checkpoint["kept"]))
+    print(format_report(metrics))

@@ -55,3 +55,6 @@ def test_report_prints_the_table(trained_project):
     result = run_mdpr(["report"], trained_project)
     assert result.returncode == 0
     assert "MDPR (fused)" in result.stdout and "zero-shot CLIP" in result.stdout
+    val, test = result.stdout.split("test split:")
+    assert val.startswith("val split:") and "MDPR (fused)" in val and "MDPR (fused)" in test
+    assert "kept epoch" in test and "fusion weight 0.5 (params)" in test
