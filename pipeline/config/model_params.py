@@ -30,10 +30,12 @@ class ModelParams:
     adapter_ratio: float = 0.2
     """Weight of the adapter output in the residual mix."""
     logit_scale: float = 30.0
-    """Initial logit scale s (learnable; the parameter is clamped at log 100 before each forward). Official: 100."""
+    """Initial logit scale s (learnable; the parameter is clamped at log 100 before each forward). Official: 100
+    (kept at 30: better on val, see README)."""
     router_init: Literal["identity", "pytorch"] = "identity"
     """identity: the router's value/output projections start at the identity (semantic branch = zero-shot with the
-    library); pytorch: nn.MultiheadAttention's own init throughout. Official: pytorch."""
+    library); pytorch: nn.MultiheadAttention's own init throughout. Official: pytorch (kept: better on val on average,
+    see README)."""
 
     def validate(self) -> None:
         check(self, "heads", self.heads >= 1, "an integer >= 1")
@@ -52,10 +54,10 @@ class TrainParams:
     """Passes over the training features."""
     lr: float = 1e-3
     """AdamW learning rate at the start of the cosine schedule."""
-    lr_schedule: Literal["per_epoch", "per_step"] = "per_step"
-    """Cosine schedule from lr to lr_min, stepped once per epoch or after every batch. Official: per_epoch."""
-    lr_min: float = 0.0
-    """Floor of the cosine schedule (the lr of the last epoch or step). Official: 1e-6."""
+    lr_schedule: Literal["per_epoch", "per_step"] = "per_epoch"
+    """Cosine schedule from lr to lr_min, stepped once per epoch (as the official code) or after every batch."""
+    lr_min: float = 1e-6
+    """Floor of the cosine schedule (the lr after the last epoch or step), as in the official code."""
     weight_decay: float = 1e-4
     """AdamW weight decay (applied to every trained parameter, the logit scale included)."""
     batch_size: int = 128
@@ -63,27 +65,29 @@ class TrainParams:
     seed: int = 0
     """Seed for init, shuffling and dropout (CPU runs are bit-reproducible)."""
     base_loss: Literal["ce", "la"] = "la"
-    """Loss of the base branch: plain cross-entropy or logit-adjusted cross-entropy (with tau). Official: ce."""
+    """Loss of the base branch: plain cross-entropy or logit-adjusted cross-entropy (with tau). Official: ce (kept:
+    better on val, see README)."""
     tau: float = 1.0
     """Logit-adjustment strength: tau * log(class prior) is added to the logits of the LA losses during training."""
     prior_smoothing: float = 0.0
     """k in the LA class prior log((n_c + k) / sum(n + k)); 0 = the training frequency (an empty class counts as 1).
-    Official: 1."""
+    Official: 1 (kept at 0: marginally better on val, see README)."""
     lambda_sem: float = 0.1
     """Weight of the semantic (router) loss, times the warm-up factor s."""
-    sem_warmup: Literal["official", "linear"] = "linear"
+    sem_warmup: Literal["official", "linear"] = "official"
     """Warm-up factor s of the semantic and KA losses: official = per epoch e (0-based) of E, min(1, 0.01 + 0.99 e / E)
-    (0.01 to 0.95); linear = per step t of T, 0.01 + 0.99 t / (T - 1) (0.01 to 1). Official: official."""
+    (0.01 to 0.95); linear = per step t of T, 0.01 + 0.99 t / (T - 1) (0.01 to 1)."""
     lambda_pa: float = 0.0
     """Weight of the prior-alignment loss PA = mean of 1 - cos(routing weights, prior row)."""
-    pa_pairs: Literal["all", "true_class"] = "true_class"
-    """Which (image, class) pairs PA averages over: all B x C pairs or each image's true class. Official: all."""
+    pa_pairs: Literal["all", "true_class"] = "all"
+    """Which (image, class) pairs PA averages over: all B x C pairs (official code) or each image's true class."""
     lambda_ka: float = 0.0
     """Weight of the knowledge-alignment loss KA, times the warm-up factor s (see README, The method)."""
     ka_dim: int = 128
-    """Output width k of KA's learned projection Linear(d -> k), applied to both sides (0 = no projection)."""
+    """Output width k of KA's learned projection Linear(d -> k), applied to both sides (0 = no projection), as in the
+    official code."""
     ka_temperature: float = 2.0
-    """Temperature T of KA's two softmaxes over the projected coordinates."""
+    """Temperature T of KA's two softmaxes over the projected coordinates (the official loss's fallback value)."""
 
     def validate(self) -> None:
         check(self, "epochs", self.epochs >= 1, "an integer >= 1")
