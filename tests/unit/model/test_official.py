@@ -12,15 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config.model_params import ModelParams, TrainParams
-from pipeline.model.losses import (
-    KAProjection,
-    class_log_prior,
-    knowledge_alignment,
-    la_cross_entropy,
-    mdpr_loss,
-    prior_alignment,
-    warmup_factor,
-)
+from pipeline.model import losses
 from pipeline.model.mdpr import MDPRModel
 from pipeline.model.router import Router, naive_router
 from pipeline.model.training import fit
@@ -62,9 +54,9 @@ def official_ka(x_sem_gt, prompt_sem_cls_gt, ka_projection_layer, ka_temperature
 
 
 def test_la_prior_is_log_of_counts_plus_one_over_their_sum():
-    torch.testing.assert_close(class_log_prior(COUNTS, OFFICIAL.prior_smoothing), official_log_cls_num(COUNTS),
+    torch.testing.assert_close(losses.class_log_prior(COUNTS, OFFICIAL.prior_smoothing), official_log_cls_num(COUNTS),
                                atol=1e-6, rtol=0)
-    assert not torch.allclose(class_log_prior(COUNTS, 0.0), official_log_cls_num(COUNTS), atol=1e-3)
+    assert not torch.allclose(losses.class_log_prior(COUNTS, 0.0), official_log_cls_num(COUNTS), atol=1e-3)
 
 
 def test_semantic_loss_is_compensated_cross_entropy():
@@ -72,7 +64,8 @@ def test_semantic_loss_is_compensated_cross_entropy():
     logits, target = 10 * torch.randn(6, len(COUNTS), generator=gen), torch.tensor([0, 1, 2, 3, 4, 4])
     log_cls_num = official_log_cls_num(COUNTS)
     expected = F.cross_entropy(logits + 1.0 * log_cls_num.unsqueeze(0), target)
-    got = la_cross_entropy(logits, target, class_log_prior(COUNTS, OFFICIAL.prior_smoothing), OFFICIAL.tau)
+    log_prior = losses.class_log_prior(COUNTS, OFFICIAL.prior_smoothing)
+    got = losses.la_cross_entropy(logits, target, log_prior, OFFICIAL.tau)
     assert abs(got.item() - expected.item()) < 1e-6
 
 
@@ -81,10 +74,10 @@ def test_official_warmup_is_per_epoch_from_001_to_095(epochs):
     steps_per_epoch = 4
     for epoch in range(epochs):
         for step in range(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch):  # constant within the epoch
-            assert warmup_factor(OFFICIAL, epoch, epochs, step, epochs * steps_per_epoch) == pytest.approx(
+            assert losses.warmup_factor(OFFICIAL, epoch, epochs, step, epochs * steps_per_epoch) == pytest.approx(
                 official_dynamic_loss_scale(epoch, epochs), abs=1e-12)
     if epochs == 20:
-        assert warmup_factor(OFFICIAL, 19, 20, 79, 80) == pytest.approx(0.9505)
+        assert losses.warmup_factor(OFFICIAL, 19, 20, 79, 80) == pytest.approx(0.9505)
 
 
 def test_pa_over_all_image_class_pairs():
@@ -93,18 +86,18 @@ def test_pa_over_all_image_class_pairs():
     prior = torch.rand(3, 5, generator=gen)
     prior[1, 2] = 0.0
     labels = torch.tensor([0, 2, 1, 1])
-    got = prior_alignment(weights, labels, prior, OFFICIAL.pa_pairs)
+    got = losses.prior_alignment(weights, labels, prior, OFFICIAL.pa_pairs)
     assert abs(got.item() - official_pa(weights, prior).item()) < 1e-6
 
 
 def test_ka_with_the_learned_projection_and_temperature():
     gen = torch.Generator().manual_seed(2)
     routed, targets = torch.randn(6, 16, generator=gen), torch.randn(6, 16, generator=gen)
-    projection = KAProjection(16, OFFICIAL.ka_dim, seed=3)
+    projection = losses.KAProjection(16, OFFICIAL.ka_dim, seed=3)
     assert projection.linear.weight.shape == (128, 16) and not projection.linear.bias.any()
     assert projection.linear.weight.std().item() == pytest.approx(0.02, rel=0.1)  # nn.init.normal_(std=0.02)
     expected = official_ka(routed, targets, projection, OFFICIAL.ka_temperature)
-    got = knowledge_alignment(routed, targets, projection, OFFICIAL.ka_temperature)
+    got = losses.knowledge_alignment(routed, targets, projection, OFFICIAL.ka_temperature)
     assert abs(got.item() - expected.item()) < 1e-6
 
 
@@ -122,11 +115,11 @@ def test_total_loss_is_mdpr_loss_of_the_official_code():
     feats = F.normalize(torch.randn(6, 16, generator=gen), dim=-1)
     target = torch.tensor([0, 1, 2, 3, 4, 0])
     params = TrainParams(**{**OFFICIAL.__dict__, "lambda_pa": 0.05, "lambda_ka": 0.1})
-    projection = KAProjection(16, params.ka_dim, seed=5)
+    projection = losses.KAProjection(16, params.ka_dim, seed=5)
     epoch, epochs = 3, 20
     outputs = model(feats)
-    loss, _ = mdpr_loss(outputs, target, class_log_prior(COUNTS, params.prior_smoothing), params,
-                        warmup_factor(params, epoch, epochs, 0, 1), model, projection)
+    loss, _ = losses.mdpr_loss(outputs, target, losses.class_log_prior(COUNTS, params.prior_smoothing), params,
+                               losses.warmup_factor(params, epoch, epochs, 0, 1), model, projection)
 
     _, attn_weights, routed_all = naive_router(model.router.attn, feats, model.library_feats)  # (B, C, V), (B, C, d)
     torch.testing.assert_close(attn_weights, outputs["weights"], atol=1e-6, rtol=0)
