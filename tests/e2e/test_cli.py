@@ -64,14 +64,25 @@ def test_report_prints_the_numbers_of_metrics_json(trained_project):
     result = run_mdpr(["report"], trained_project)
     assert result.returncode == 0
     metrics = json.loads(paths.METRICS.read_text())
-    header, _rule, *rows = result.stdout.splitlines()
+    val, test = result.stdout.split("test split:")
+    assert val.startswith("val split:")
+    assert "kept epoch" in test and "fusion weight 0.5 (params)" in test
+    _assert_table_shows(val.removeprefix("val split:").strip().splitlines(), metrics["val"])
+    _assert_table_shows(test.strip().splitlines(), metrics)
+
+
+def _assert_table_shows(lines: list[str], metrics: dict) -> None:
+    """Every cell of a printed results table equals the metric it names, as a percentage."""
+    header, _rule, *rows = lines
     columns = header.split()[1:]
     assert columns == ["top1", "mean_class", "many", "medium", "few"]
     labels = {"zero-shot CLIP": "zero_shot", "zero-shot + library": "zero_shot_library", "base (prompts)": "base",
               "semantic (router)": "semantic", "MDPR (fused)": "mdpr"}
     printed = {}
     for row in rows:
-        label = next(label for label in labels if row.startswith(label))
+        label = next((label for label in labels if row.startswith(label)), None)
+        if label is None:
+            break  # the table ends; what training kept follows
         printed[labels[label]] = dict(zip(columns, row[len(label):].split()))
     assert list(printed) == list(labels.values())
     for method, cells in printed.items():

@@ -173,7 +173,7 @@ def test_first_repro_runs_every_stage_and_a_second_runs_none(built):
 @pytest.mark.parametrize("section, key, value, expected", [
     ("train", "lr", 0.003, {"train", "evaluate"}),
     ("model", "dropout", 0.1, {"train", "evaluate"}),
-    ("evaluate", "fusion_weight", 0.3, {"evaluate"}),
+    ("evaluate", "fusion_weight", 0.3, {"train", "evaluate"}),  # train keeps its epoch with this fusion weight
     # The offline backend ignores the temperature: library reruns and writes the same bytes, so nothing below it does.
     ("llm", "temperature", 0.7, {"library"}),
     ("runtime", "batch_size", 5, set()),
@@ -183,6 +183,17 @@ def test_a_params_change_reruns_only_the_stages_it_affects(project, section, key
     output = dvc(project, "repro")
     assert ran(output) == expected, output
     assert dvc_status(project) == {}
+
+
+def test_reference_preset_then_repro_trains_the_official_choices(project):
+    run([str(VENV_BIN / "mdpr"), "preset", "reference"], project)
+    output = dvc(project, "repro")
+    assert ran(output) == {"train", "evaluate"}, output
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert (params["train"]["base_loss"], params["train"]["sem_warmup"], params["model"]["router_init"]) == (
+        "ce", "official", "pytorch")
+    metrics = json.loads((project / "artifacts/metrics/metrics.json").read_text())
+    assert metrics["kept"]["epoch_from"] == "val" and metrics["val"]["mdpr"]["top1"] >= 0
 
 
 def test_llm_answers_rerun_library_and_everything_below_but_no_embedding_of_images(project, tmp_path):

@@ -57,9 +57,11 @@ def test_every_reported_number_matches_a_hand_computation(trained_world):
     metrics = json.loads((trained_world / paths.METRICS).read_text())
     classes = json.loads((trained_world / paths.CLASSES).read_text())
     present = set(classes["groups"])
-    assert set(metrics) == set(METHODS)
-    for values in metrics.values():
+    assert set(metrics) == set(METHODS) | {"val", "kept"} and set(metrics["val"]) == set(METHODS)
+    for values in [metrics[m] for m in METHODS] + [metrics["val"][m] for m in METHODS]:
         assert set(values) == {"top1", "mean_class"} | present
+        assert all(0 <= v <= 1 for v in values.values())
+    assert metrics["kept"]["epoch_from"] == "val" and metrics["kept"]["fusion_weight_from"] == "params"
     with open(trained_world / paths.PER_CLASS) as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["train_count"]) for r in rows] == classes["train_counts"]
@@ -82,7 +84,7 @@ def test_training_and_evaluation_are_deterministic(trained_project, trained_worl
 def test_checkpoint_records_features_and_loads_safely(trained_world):
     checkpoint = torch.load(trained_world / paths.CHECKPOINT, weights_only=True)
     assert set(checkpoint["feature_sha256"]) == {"images.h5", "classes.h5", "library.h5"}
-    assert checkpoint["train"]["seed"] == 0 and len(checkpoint["history"]) == 3
+    assert checkpoint["train"]["seed"] == 0 and [h["epoch"] for h in checkpoint["history"]] == [0, 1, 2, 3]
 
 
 def test_evaluate_refuses_a_model_trained_on_other_features(trained_project):
@@ -106,13 +108,17 @@ def test_library_from_another_encoder_is_refused(trained_project):
 
 def test_fusion_weight_one_is_the_base_branch(trained_project):
     write_params(trained_project, {"evaluate": {"fusion_weight": 1.0}})
+    with pytest.raises(UserError, match="kept its epoch for evaluate params .*rerun `mdpr train`"):
+        evaluate.run()             # the epoch was selected for w = 0.5
+    train.run()
     evaluate.run()
     metrics = json.loads(paths.METRICS.read_text())
-    assert metrics["mdpr"] == metrics["base"]
+    assert metrics["mdpr"] == metrics["base"] and metrics["val"]["mdpr"] == metrics["val"]["base"]
 
 
 def test_fusion_weight_and_posthoc_adjustment_are_applied(trained_project, trained_world):
     write_params(trained_project, {"evaluate": {"fusion_weight": 0.3, "posthoc_tau": 1.0}})
+    train.run()                    # the epoch is kept for the evaluate params it will be scored with
     evaluate.run()
     expected = evaluate_by_hand(trained_project)
     assert_evaluation_matches(trained_project, expected)

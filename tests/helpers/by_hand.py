@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from pipeline.core import paths
 from pipeline.features import store
@@ -77,24 +76,30 @@ def metrics_by_hand(preds: np.ndarray, labels: np.ndarray, groups: list[str]) ->
 
 
 def evaluate_by_hand(project: Path) -> dict:
-    """What the evaluate stage must write for `project` (its caches, checkpoint and params.yaml)."""
+    """What the evaluate stage must write for `project` (its caches and checkpoint): the test split's logits,
+    predictions, metrics, per-class accuracies and routing, and the val split's metrics (None without val). The
+    fusion weight and post-hoc tau are the ones training kept (recorded in the checkpoint)."""
     project = Path(project)
     images, _ = store.read_h5(project / paths.IMAGES_H5)
     text, _ = store.read_h5(project / paths.CLASSES_H5)
     library, _ = store.read_h5(project / paths.LIBRARY_H5)
     classes = json.loads((project / paths.CLASSES).read_text())
-    evaluate = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]
     checkpoint = torch.load(project / paths.CHECKPOINT, weights_only=True)
+    kept = checkpoint["kept"]
+
+    def split_by_hand(split: dict):
+        views = split["views"] if "views" in split else split["features"][:, None]  # (N, A, d)
+        logits, weights = scores_by_hand(views, text[""]["features"], library[""]["features"], library[""]["mask"],
+                                         checkpoint["state_dict"], checkpoint["model"], kept["fusion_weight"],
+                                         kept["posthoc_tau"], classes["train_counts"])
+        preds = {method: values.argmax(-1) for method, values in logits.items()}
+        scored = {method: metrics_by_hand(pred, split["labels"], classes["groups"]) for method, pred in preds.items()}
+        return logits, weights, preds, {m: r for m, (r, _) in scored.items()}, {m: c for m, (_, c) in scored.items()}
+
     test = images["test"]
-    views = test["views"] if "views" in test else test["features"][:, None]  # (N, A, d)
-    logits, weights = scores_by_hand(views, text[""]["features"], library[""]["features"], library[""]["mask"],
-                                     checkpoint["state_dict"], checkpoint["model"], evaluate["fusion_weight"],
-                                     evaluate["posthoc_tau"], classes["train_counts"])
+    logits, weights, preds, metrics, per_class = split_by_hand(test)
+    val_metrics = split_by_hand(images["val"])[3] if "val" in images else None
     labels = test["labels"]
-    preds = {method: values.argmax(-1) for method, values in logits.items()}
-    metrics, per_class = {}, {}
-    for method, pred in preds.items():
-        metrics[method], per_class[method] = metrics_by_hand(pred, labels, classes["groups"])
     true_weights = weights[np.arange(len(labels)), labels]  # (N, V): routing of each image's own class
     dimensions = list(library[""]["dimensions"])
     image_groups = np.array([classes["groups"][label] for label in labels])
@@ -102,8 +107,8 @@ def evaluate_by_hand(project: Path) -> dict:
                                                                           if d == dim]].sum(1).mean())
                        for dim in dimensions}
                for group in ("many", "medium", "few") if np.any(image_groups == group)}
-    return {"logits": logits, "preds": preds, "metrics": metrics, "per_class": per_class, "routing": routing,
-            "ids": list(test["ids"])}
+    return {"logits": logits, "preds": preds, "metrics": metrics, "val_metrics": val_metrics, "kept": kept,
+            "per_class": per_class, "routing": routing, "ids": list(test["ids"])}
 
 
 def probabilities_by_hand(expected: dict, image_id: str) -> np.ndarray:
@@ -117,11 +122,16 @@ def assert_evaluation_matches(project: Path, expected: dict) -> None:
     """metrics.json, per_class.csv and routing.json of `project` hold the hand-computed numbers (6 decimals)."""
     project = Path(project)
     written = json.loads((project / paths.METRICS).read_text())
-    assert set(written) == set(expected["metrics"])
-    for method, values in expected["metrics"].items():
-        assert set(written[method]) == set(values), method
-        for key, value in values.items():
-            assert abs(written[method][key] - value) <= 1e-6, (method, key, written[method][key], value)
+    assert written["kept"] == expected["kept"]
+    assert ("val" in written) == (expected["val_metrics"] is not None)
+    for table, reference in ((written, expected["metrics"]), (written.get("val"), expected["val_metrics"])):
+        if reference is None:
+            continue
+        assert set(table) - {"val", "kept"} == set(reference)
+        for method, values in reference.items():
+            assert set(table[method]) == set(values), method
+            for key, value in values.items():
+                assert abs(table[method][key] - value) <= 1e-6, (method, key, table[method][key], value)
     with open(project / paths.PER_CLASS) as handle:
         rows = list(csv.DictReader(handle))
     for method, per_class in expected["per_class"].items():
