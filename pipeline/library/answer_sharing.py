@@ -1,21 +1,23 @@
 """LLM answers paid for once per team: the local answer cache <-> a DVC-tracked folder of content-addressed shards.
 
     mdpr llm-cache export      # answers in llm.cache_dir that the folder lacks -> llm-answers/<sha256>.jsonl
-    dvc add llm-answers && dvc push && git commit -m "LLM answers" llm-answers.dvc .gitignore && git push
+    dvc add llm-answers/*.jsonl && dvc push && git add llm-answers && git commit -m "LLM answers" && git push
     # a teammate: git pull && dvc pull && mdpr llm-cache import     (llm-answers/ -> their llm.cache_dir)
 
     export_answers(".cache/llm", "llm-answers") -> Exported(shard=Path or None, new=12, shared=30)
     import_answers(".cache/llm", "llm-answers") -> Imported(shards=2, answers=42, added=12, present=30, differing=0)
 
-Why a folder of its own: the library stage's outputs are deleted by DVC before the stage reruns, so answers kept
-only there would be gone exactly when a teammate's changed prompt reruns it; the local cache (answer_cache.py) is
-per machine. The folder is tracked with `dvc add`, so it travels through the team's DVC remote like every output.
+Why a folder of its own: DVC deletes the library stage's outputs before the stage reruns, so answers kept only
+there would be gone exactly when a teammate's changed prompt reruns it; the local cache (answer_cache.py) is per
+machine. Each shard is tracked by its own `.dvc` file, so it travels through the team's DVC remote like every
+output, and the folder's `.gitignore` (written once, `*.jsonl`) keeps DVC from editing a shared .gitignore: two
+teammates' shares are different new files, which Git merges without a conflict.
 
 A shard holds one line per answer, sorted by key: {"key": <sha256 of the canonical request>, "answer": {text,
 model, finish_reason, tokens_in, tokens_out}}. The key is the cache key of answer_cache.request_key (it never
 covers the API key nor the server URL), the answer is the cached Answer: nothing secret is in a shard. Shards are
-only ever added, never rewritten (named by the sha256 of their content), so two teammates' exports merge as a union
-of files. Importing adds the answers the local cache lacks and keeps the local answer where both have one.
+only ever added, never rewritten (named by the sha256 of their content). Importing adds the answers the local cache
+lacks and keeps the local answer where both have one.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from pipeline.library.answer_cache import Answer, open_cache
 
 SHARED_ANSWERS = Path("llm-answers")
 """The default DVC-tracked folder of shared answers (project-relative)."""
+GITIGNORE = "/*.jsonl\n"
+"""The folder's .gitignore: shards live in DVC (one .dvc file each, in Git), never in Git themselves."""
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 ANSWER_TYPES = {"text": (str, type(None)), "model": (str,), "finish_reason": (str, type(None)),
                 "tokens_in": (int,), "tokens_out": (int,)}
@@ -98,14 +102,16 @@ def export_answers(cache_dir: str | Path, folder: str | Path = SHARED_ANSWERS) -
     content = "".join(lines)
     shard = Path(folder) / f"{hashlib.sha256(content.encode('utf-8')).hexdigest()[:20]}.jsonl"
     write_text(shard, content)
+    if not (Path(folder) / ".gitignore").exists():
+        write_text(Path(folder) / ".gitignore", GITIGNORE)
     return Exported(shard=shard, new=len(new), shared=len(shared))
 
 
 def import_answers(cache_dir: str | Path, folder: str | Path = SHARED_ANSWERS) -> Imported:
     """Add the folder's answers that the local cache lacks; answers the cache holds are never replaced."""
     if not Path(folder).is_dir():
-        raise UserError(f"llm-cache import: folder {folder} not found; fetch the team's answers with `dvc pull` "
-                        f"(a teammate shares them with `mdpr llm-cache export` and `dvc add {folder}`).")
+        raise UserError(f"llm-cache import: folder {folder} not found; fetch the team's answers with `git pull && "
+                        f"dvc pull` (a teammate shares them with `mdpr llm-cache export` and `dvc add`).")
     shared, shards = read_shared(folder)  # every line checked before the cache is touched
     added = differing = 0
     with open_cache(str(cache_dir)) as cache:

@@ -3,8 +3,8 @@
     mdpr llm-cache export [--dir llm-answers]     # local answers the folder lacks -> one new shard in it
     mdpr llm-cache import [--dir llm-answers]     # the folder's answers -> llm.cache_dir (local answers kept)
 
-The folder travels with `dvc add llm-answers && dvc push` / `dvc pull` (README, "Team sharing"); the shards and
-their checks live in pipeline/library/answer_sharing.py. Both read llm.cache_dir from params.yaml.
+The shards travel with `dvc add llm-answers/*.jsonl && dvc push` / `dvc pull` (README, "Team sharing"); the shards
+and their checks live in pipeline/library/answer_sharing.py. Both read llm.cache_dir from params.yaml.
 """
 from __future__ import annotations
 
@@ -24,29 +24,34 @@ def command() -> None:
     """Share LLM answers with the team: export the local cache to a DVC-tracked folder, import a teammate's."""
 
 
-@command.command(name="export")
-@params_option
-@folder_option
-@user_errors
-def export(params_path: str, folder: str) -> None:
-    """Write the answers of llm.cache_dir that the folder lacks as one new shard; then `dvc add` the folder."""
-    llm = load_params(params_path, LLMParams)
+def subcommand(name: str):
+    """Decorator: `mdpr llm-cache NAME [--params PATH] [--dir FOLDER]` runs `func(llm_params, folder)`."""
+    def decorate(func):
+        @command.command(name=name, help=func.__doc__)
+        @params_option
+        @folder_option
+        @user_errors
+        def cli(params_path: str, folder: str) -> None:
+            func(load_params(params_path, LLMParams), folder)
+        return cli
+    return decorate
+
+
+@subcommand("export")
+def export(llm: LLMParams, folder: str) -> None:
+    """Write the answers of llm.cache_dir that the folder lacks as one new shard; then `dvc add` it."""
     done = export_answers(llm.cache_dir, folder)
     if done.shard is None:
         click.echo(f"llm-cache export: nothing new; {folder}/ already holds every answer of {llm.cache_dir} "
                    f"({done.shared} shared).")
         return
     click.echo(f"llm-cache export: {done.new} new answers -> {done.shard} ({done.shared} were already shared); "
-               f"share them with `dvc add {folder} && dvc push` and commit {folder}.dvc.")
+               f"share them: `dvc add {folder}/*.jsonl && dvc push`, then commit {folder}/ (its .dvc files).")
 
 
-@command.command(name="import")
-@params_option
-@folder_option
-@user_errors
-def import_(params_path: str, folder: str) -> None:
+@subcommand("import")
+def import_(llm: LLMParams, folder: str) -> None:
     """Add the folder's answers that llm.cache_dir lacks (after `dvc pull`); answers already cached are kept."""
-    llm = load_params(params_path, LLMParams)
     done = import_answers(llm.cache_dir, folder)
     line = (f"llm-cache import: {done.answers} answers in {done.shards} shards of {folder}/: {done.added} added to "
             f"{llm.cache_dir}, {done.present} already there")

@@ -61,7 +61,8 @@ def test_export_adds_only_new_answers_in_a_new_shard_and_never_rewrites_one(serv
     ask(openai_params(server, cache_dir), ["owl"])
     second = export_answers(cache_dir, folder)
     assert (second.new, second.shared) == (1, 2) and second.shard != first
-    assert first.read_bytes() == first_bytes and sorted(folder.iterdir()) == sorted([first, second.shard])
+    assert first.read_bytes() == first_bytes and sorted(folder.glob("*.jsonl")) == sorted([first, second.shard])
+    assert (folder / ".gitignore").read_text() == "/*.jsonl\n"  # shards go to DVC; DVC then leaves .gitignore alone
     assert second.shard.name.startswith(hashlib.sha256(second.shard.read_bytes()).hexdigest()[:20])
     assert len(read_shared(folder)[0]) == 3
 
@@ -129,7 +130,7 @@ def test_a_damaged_shard_is_refused_naming_the_line_and_nothing_is_imported(serv
 
 
 def test_import_without_the_folder_says_how_to_get_it(tmp_path):
-    with pytest.raises(UserError, match="not found; fetch the team's answers with `dvc pull`"):
+    with pytest.raises(UserError, match="not found; fetch the team's answers with `git pull && dvc pull`"):
         import_answers(tmp_path / "cache", tmp_path / "llm-answers")
 
 
