@@ -108,16 +108,18 @@ def test_shared_answer_fields_follow_the_cached_answer():
     assert set(ANSWER_TYPES) == {f.name for f in fields(Answer)}
 
 
+VALID = {"text": "A tiger.", "model": "m", "finish_reason": "stop", "tokens_in": 1, "tokens_out": 2}
+
+
 @pytest.mark.parametrize("line", [
     "not json",
     json.dumps({"key": "ab" * 32}),
-    json.dumps({"key": "AB" * 32, "answer": {}}),
-    json.dumps({"key": "ab" * 32, "answer": {"text": "x", "model": "m", "finish_reason": "stop", "tokens_in": 1}}),
-    json.dumps({"key": "ab" * 32, "answer": {"text": "x", "model": "m", "finish_reason": "stop", "tokens_in": "1",
-                                             "tokens_out": 2}}),
-    json.dumps({"key": "ab" * 32, "answer": {"text": "x", "model": "m", "finish_reason": "stop", "tokens_in": 1,
-                                             "tokens_out": 2, "api_key": "sk-1"}}),
-], ids=["not-json", "no-answer", "bad-key", "missing-field", "wrong-type", "extra-field"])
+    json.dumps({"key": "AB" * 32, "answer": VALID}),
+    json.dumps({"key": "ab" * 32, "answer": {k: v for k, v in VALID.items() if k != "tokens_out"}}),
+    json.dumps({"key": "ab" * 32, "answer": {**VALID, "tokens_in": "1"}}),
+    json.dumps({"key": "ab" * 32, "answer": {**VALID, "api_key": "sk-1"}}),
+    json.dumps({"key": "ab" * 32, "answer": VALID, "api_key": "sk-1"}),
+], ids=["not-json", "no-answer", "bad-key", "missing-field", "wrong-type", "extra-field", "extra-entry"])
 def test_a_damaged_shard_is_refused_naming_the_line_and_nothing_is_imported(server, tmp_path, line):
     cache_dir, folder = tmp_path / "cache", tmp_path / "llm-answers"
     ask(openai_params(server, tmp_path / "a"), ["tiger"])
