@@ -173,12 +173,24 @@ def test_an_experiment_pushed_by_a_is_listed_pulled_shown_and_applied_by_b(share
     assert "lr-high" in b.type("dvc exp list origin                          # B")
     b.type("dvc exp pull origin lr-high")
     table = b.type("dvc exp show --only-changed                  # lr-high with its params and metrics")
-    (row,) = [line for line in table.splitlines() if "[lr-high]" in line]
-    top1 = shared["a_metrics"]["mdpr"]["top1"]
-    assert "0.003" in row and f"{top1:.5g}" in row, table
+    shown = exp_show_row(table, "[lr-high]")
+    assert shown["train.lr"] == "0.003", table
+    evaluation = {f"{group}.{name}": f"{value:.5g}" for group, values in shared["a_metrics"].items()
+                  for name, value in values.items()}  # artifacts/metrics/metrics.json, as the table rounds it
+    compared = {column: value for column, value in shown.items() if column in evaluation}
+    assert compared and all(value == evaluation[column] for column, value in compared.items()), table
     b.type("dvc exp apply lr-high")
     assert yaml.safe_load((b.cwd / "params.yaml").read_text())["train"]["lr"] == 0.003
     assert json.loads((b.cwd / "artifacts/metrics/metrics.json").read_text()) == shared["a_metrics"]
+
+
+def exp_show_row(table: str, name: str) -> dict[str, str]:
+    """The row of `dvc exp show` whose experiment cell holds `name`, as {column: cell} (cells are 2+ spaces apart)."""
+    lines = [line.strip() for line in table.splitlines() if line.strip() and not set(line.strip()) <= set("─ ")]
+    header = re.split(r"\s{2,}", lines[0])
+    (row,) = [re.split(r"\s{2,}", line) for line in lines if name in line]
+    assert header[0] == "Experiment" and len(row) == len(header), table
+    return dict(zip(header, row))
 
 
 def test_after_importing_the_answers_a_changed_prompt_costs_one_dimension(shared, team, services, tmp_path):
