@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
-from stages.commands import predict, preset, report
+from stages.commands import llm_cache, predict, preset, report
 from stages.common import params_option, user_errors
 
 STAGES = (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate)
@@ -44,7 +44,7 @@ def main() -> None:
 
 for _stage in STAGES:
     main.add_command(stage_command(_stage))
-for _command in (report.command, predict.command, preset.command):
+for _command in (report.command, predict.command, preset.command, llm_cache.command):
     main.add_command(_command)
 
 if __name__ == "__main__":
