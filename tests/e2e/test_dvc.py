@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.helpers.dvc_repo import STAGES, copy_repo, dvc, dvc_status, git, ran, set_param
+from tests.helpers.dvc_repo import STAGES, VENV_BIN, copy_repo, dvc, dvc_status, git, ran, run, set_param
 from tests.helpers.fake_llm import FakeLLM
 from tests.helpers.imports import import_closure
 from tests.helpers.worlds import REPO
