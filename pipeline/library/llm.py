@@ -13,6 +13,8 @@
   errors and malformed responses, up to `llm.max_retries` times, exponential backoff with jitter (BACKOFF_BASE_S
   doubling, capped at BACKOFF_CAP_S) or the server's Retry-After on 429/503 (capped at RETRY_AFTER_CAP_S). 401, 403
   and 404 stop the run with a UserError (key, permission or model name is wrong); other 4xx fail the request.
+- Pacing: with `llm.requests_per_minute` / `llm.tokens_per_minute` set, request starts are spaced evenly so the
+  server's limit is met without 429s (pipeline/library/pacing.py); retries are paced too.
 - An answer naming another model than requested is accepted (servers alias names; OpenAI answers with dated
   snapshots, e.g. gpt-4o-mini-2024-07-18, which is not counted): it is counted in `model_mismatches`, one warning is
   printed to stderr, and the library records keep the requested name (the one in params and in the cache key).
@@ -32,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pipeline.config.library_params import LLMParams
 from pipeline.core.errors import UserError
 from pipeline.library.answer_cache import Answer, open_cache, request_key
+from pipeline.library.pacing import Pacer, request_tokens
 
 BACKOFF_BASE_S = 0.5
 """First retry delay; doubles per retry (with jitter in [0.5, 1]x)."""
@@ -85,6 +88,7 @@ class LLMClient:
         self._backoff_base_s = BACKOFF_BASE_S if backoff_base_s is None else backoff_base_s
         self._backoff_cap_s = BACKOFF_CAP_S if backoff_cap_s is None else backoff_cap_s
         self._pending: dict[str, asyncio.Task] = {}
+        self.pacer = Pacer(llm.requests_per_minute, llm.tokens_per_minute)
         self._client = self._cache = self._semaphore = None
 
     async def __aenter__(self) -> "LLMClient":
@@ -123,6 +127,10 @@ class LLMClient:
         task.add_done_callback(functools.partial(self._forget, key))
         return self._accept(await asyncio.shield(task))
 
+    async def ask_server(self, messages: list[dict]) -> Answer:
+        """The server's own answer to `messages`, neither read from nor written to the cache (`mdpr llm-check`)."""
+        return self._accept(await self._fetch(messages))
+
     def _forget(self, key: str, task: asyncio.Task) -> None:
         """Done callback: drop the finished request from the in-flight table; mark its error as seen."""
         self._pending.pop(key, None)
@@ -148,14 +156,17 @@ class LLMClient:
         import openai
 
         error = "no attempt"
+        cost = request_tokens(messages, self.llm.max_tokens)
         for attempt in range(self.llm.max_retries + 1):
             try:
                 async with self._semaphore:
+                    await self.pacer.wait(cost)
                     self.stats.requests += 1
                     response = await self._client.chat.completions.create(
                         model=self.llm.model, messages=messages, temperature=self.llm.temperature,
                         seed=self.llm.seed, max_tokens=self.llm.max_tokens)
                 answer = _parse_completion(response)
+                self.pacer.charge(answer.tokens_in + answer.tokens_out - cost)
                 self.stats.tokens_in += answer.tokens_in
                 self.stats.tokens_out += answer.tokens_out
                 return answer
