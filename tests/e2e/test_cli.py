@@ -1,6 +1,6 @@
 """The `mdpr` console script: commands listed, user errors as one line with exit status 2 and no output written."""
 import json
-from importlib import import_module
+from importlib import import_module, metadata
 
 import pytest
 
@@ -39,6 +39,7 @@ def _assert_one_line_error(result, *fragments):
     ({"model": {"heads": 5}}, "train", ["model.heads = 5 does not divide the feature width 64"]),
     ({"train": {"lrate": 0.1}}, "train", ["unknown key train.lrate", "allowed keys: epochs"]),
     ({"clip": {"precision": 16}}, "embed-images", ["clip.precision = 16 is not allowed"]),
+    ({"clip": {"precision": "fp16"}}, "embed-classes", ["clip.precision = fp16 needs a CUDA GPU", "fp32"]),
 ])
 def test_bad_params_fail_before_any_output(trained_project, overrides, command, fragments):
     outputs = {p: p.read_bytes() for p in (paths.CHECKPOINT, paths.METRICS, paths.IMAGES_H5, paths.MANIFEST)}
@@ -57,7 +58,30 @@ def test_truncated_cache_is_one_line(trained_project):
 
 def test_missing_input_names_the_stage_to_run(tmp_path):
     write_params(tmp_path)
-    _assert_one_line_error(run_mdpr(["embed-classes"], tmp_path), "classes.json not found", "mdpr prepare")
+    result = run_mdpr(["embed-classes"], tmp_path)
+    _assert_one_line_error(result, "classes.json not found", "mdpr prepare")
+    assert "dvc pull" not in result.stderr          # not a DVC project: no DVC hint (tests/e2e/test_plots.py)
+
+
+def test_version_names_mdpr_and_what_it_runs_on(tmp_path):
+    result = run_mdpr(["--version"], tmp_path)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
+    line = result.stdout.strip()
+    assert line.startswith(f"mdpr {metadata.version('mdpr')} (torch {metadata.version('torch')}, ")
+    assert f"dvc {metadata.version('dvc')}" in line and "Python 3." in line
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["trian"], ["error: mdpr: No such command 'trian'. Did you mean 'train'?", "`mdpr --help`"]),
+    (["train", "--parms", "x.yaml"], ["error: mdpr train: No such option '--parms'", "`mdpr train --help`"]),
+    (["predict"], ["error: mdpr predict: Missing argument 'PATH...'"]),
+    (["predict", "a.png", "--top-k", "0"], ["error: mdpr predict: Invalid value for '--top-k'"]),
+    (["report", "--metrics"], ["Option '--metrics' requires an argument"]),
+])
+def test_clicks_own_usage_errors_are_one_error_line_too(tmp_path, args, fragments):
+    result = run_mdpr(args, tmp_path)
+    _assert_one_line_error(result, *fragments)
+    assert "Usage:" not in result.stderr and "Error:" not in result.stderr
 
 
 def test_report_prints_the_numbers_of_metrics_json(trained_project):
