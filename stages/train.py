@@ -3,10 +3,10 @@
     mdpr train              # DVC stage `train` (runtime: device)
 
 Writes artifacts/model/model.pt (state dict, params, the sha256 of the feature files it was trained on, and what was
-kept) and per-epoch curves with DVCLive under artifacts/model/live/ (`dvc plots show` draws them). With a `val`
-split the epoch is selected on it, with the fused prediction the `evaluate` params name (`auto` fusion weight or
-post-hoc tau are chosen on val at every epoch); without one the last epoch is kept and `auto` is refused. Never
-`test`.
+kept) and per-epoch curves with DVCLive under artifacts/model/live/ (names: pipeline/model/live_metrics.py; `dvc
+plots show` draws them), whose metrics.json holds the kept epoch's numbers. With a `val` split the epoch is selected
+on it, with the fused prediction the `evaluate` params name (`auto` fusion weight or post-hoc tau are chosen on val
+at every epoch); without one the last epoch is kept and `auto` is refused. Never `test`.
 """
 import shutil
 
@@ -16,9 +16,11 @@ from pipeline.config.data_params import RuntimeParams
 from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.config.params import load_sections
 from pipeline.core import paths
+from pipeline.core.atomic import write_json
 from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import build_model, save_checkpoint
+from pipeline.model.live_metrics import kept_summary, live_metrics
 from pipeline.model.selection import describe_kept, require_val
 from pipeline.model.training import fit
 
@@ -34,14 +36,15 @@ def run(params_path: str = "params.yaml") -> None:
     train = feats.splits["train"]
     with _live() as live:
         def log_epoch(record: dict) -> None:
-            for name, value in record.items():
-                if name != "epoch":
-                    live.log_metric(name, value)
+            live.step = record["epoch"]  # x of every curve: the epoch (0 = the untrained head, scored on val)
+            for name, value in live_metrics(record).items():
+                live.log_metric(name, value)
             live.next_step()
 
         state, history, kept = fit(model, torch.from_numpy(feats.train_inputs()), torch.from_numpy(train["labels"]),
                                    feats.classes["train_counts"], train_params, val=val, fusion=evaluate_params,
                                    device=str(device), log_epoch=log_epoch)
+    write_json(paths.LIVE_DIR / "metrics.json", kept_summary(history, kept))  # the kept epoch, not the last one
     save_checkpoint(paths.CHECKPOINT, state, feats, model_params, train_params, history, kept, evaluate_params)
     score = f", val mean-class {kept['val_mean_class']:.3f}" if val is not None else ""
     print(f"train: {len(history)} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
