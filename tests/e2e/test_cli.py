@@ -60,7 +60,7 @@ def test_missing_input_names_the_stage_to_run(tmp_path):
     write_params(tmp_path)
     result = run_mdpr(["embed-classes"], tmp_path)
     _assert_one_line_error(result, "classes.json not found", "mdpr prepare")
-    assert "dvc pull" not in result.stderr          # not a DVC project: no DVC hint (tests/e2e/test_plots.py)
+    assert "dvc pull" not in result.stderr          # not a DVC project: no DVC hint (tests/e2e/test_results.py)
 
 
 def test_version_names_mdpr_and_what_it_runs_on(tmp_path):
@@ -69,6 +69,24 @@ def test_version_names_mdpr_and_what_it_runs_on(tmp_path):
     line = result.stdout.strip()
     assert line.startswith(f"mdpr {metadata.version('mdpr')} (torch {metadata.version('torch')}, ")
     assert f"dvc {metadata.version('dvc')}" in line and "Python 3." in line
+
+
+def test_shell_completion_as_the_readme_documents_it(tmp_path):
+    script = run_mdpr([], tmp_path, env={"_MDPR_COMPLETE": "bash_source"})
+    assert script.returncode == 0 and "complete -o nosort -F _mdpr_completion mdpr" in script.stdout
+    for words, cword, expected in (("mdpr rep", "1", "plain,report"), ("mdpr report --ht", "2", "plain,--html")):
+        result = run_mdpr([], tmp_path, env={"_MDPR_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                                            "COMP_CWORD": cword})
+        assert result.stdout.split() == [expected], result.stdout
+
+
+def test_every_report_option_has_help(tmp_path):
+    result = run_mdpr(["report", "--help"], tmp_path)
+    assert result.returncode == 0
+    options = result.stdout.split("Options:\n", 1)[1]
+    for option in ("--metrics PATH", "--html FILE", "--experiments", "--split", "--over KEY", "--params"):
+        described = options.split(option, 1)[1].split("\n  -", 1)[0]
+        assert len(described.split()) >= 3, (option, described)
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -99,7 +117,7 @@ def _assert_table_shows(lines: list[str], metrics: dict) -> None:
     """Every cell of a printed results table equals the metric it names, as a percentage."""
     header, _rule, *rows = lines
     columns = header.split()[1:]
-    assert columns == ["top1", "mean_class", "many", "medium", "few"]
+    assert columns == ["top1", "top5", "mean_class", "many", "medium", "few"]
     labels = {"zero-shot CLIP": "zero_shot", "zero-shot + library": "zero_shot_library", "base (prompts)": "base",
               "semantic (router)": "semantic", "MDPR (fused)": "mdpr"}
     printed = {}
