@@ -29,3 +29,8 @@ ROUTING = METRICS_DIR / "routing.json"
 PLOTS = METRICS_DIR / "plots"
 SCRATCH = Path(".cache")
 """Resumable work in progress (embedding chunks), outside every DVC output."""
+
+
+def not_found(path: str | Path) -> str:
+    """'<path> not found in <folder>': how a missing-input error starts, naming the folder relative paths are in."""
+    return f"{path} not found in {Path.cwd()}"
