@@ -23,7 +23,8 @@ def filled(tmp_path):
     lambda data: data[:len(data) // 2],                               # cut between pages
     lambda data: data[:-4096],                                        # last page lost
     lambda data: np.random.default_rng(0).bytes(len(data)),           # garbage
-], ids=["header", "half", "last-page", "garbage"])
+    lambda data: data[:len(data) // 2] + np.random.default_rng(0).bytes(4096) + data[len(data) // 2 + 4096:],
+], ids=["header", "half", "last-page", "garbage", "scribbled-page"])   # the last one opens, and fails on reads
 def test_a_damaged_cache_is_one_line_naming_the_fix(filled, damage):
     database = filled / "cache.db"
     database.write_bytes(damage(database.read_bytes()))
