@@ -92,14 +92,17 @@ def _strings(value, where: str) -> list[str]:
 
 
 def slot_groups(entry, lib: LibraryParams, where: str) -> list[tuple[int, int, list[str]]]:
-    """(first slot, number of slots, raw texts) groups for one class's file entry: one per dimension, or one in all."""
+    """(first slot, number of slots, raw texts) groups for one class's file entry: one per dimension, or one in all.
+    A dimension the file gives but library.dimensions leaves out is a group of no slots (its texts count as unused)."""
     if isinstance(entry, dict):
         unknown = sorted(set(entry) - set(DIMENSIONS))
         if unknown:
             raise UserError(f"library: {where} has unknown dimension {unknown[0]!r}; allowed: {', '.join(DIMENSIONS)}.")
+        left_out = [dimension for dimension in DIMENSIONS if dimension in entry and dimension not in lib.dimensions]
         return [(position * lib.per_dimension, lib.per_dimension,
                  _strings(entry.get(dimension, []), f"{where}.{dimension}"))
-                for position, dimension in enumerate(lib.dimensions)]
+                for position, dimension in enumerate(lib.dimensions)] + \
+            [(0, 0, _strings(entry[dimension], f"{where}.{dimension}")) for dimension in left_out]
     return [(0, len(lib.dimensions) * lib.per_dimension, _strings(entry, where))]
 
 

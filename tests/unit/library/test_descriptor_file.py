@@ -67,3 +67,11 @@ def test_the_summary_names_the_classes_given_offline_text(tmp_path):
     assert {r["source"] for r in records if r["class_index"] > 0} == {"offline"}
     assert ("OFFLINE text for classes missing from the file (13): 'class 1', 'class 2', 'class 3', 'class 4', "
             "'class 5', 'class 6', 'class 7', 'class 8', 'class 9', 'class 10' and 3 more") in format_summary(summary)
+
+
+def test_descriptions_of_a_dimension_left_out_of_the_library_count_as_unused(tmp_path):
+    content = {"cat": {"general_appearance": ["A small furry cat.", "A cat with whiskers."],
+                       "context": ["A cat on a sofa.", "A cat in a garden.", "A cat by a window."]}}
+    records, summary = build_from(tmp_path, content, ["cat"], dimensions=["general_appearance"])
+    assert [r["text"] for r in records] == ["A small furry cat."]
+    assert summary["beyond_slots"] == 1 + 3
