@@ -2,6 +2,7 @@
 
     write_manifest(paths.MANIFEST, rows); write_classes(paths.CLASSES, names, rows, "synthetic-lt")
     classes = read_classes(paths.CLASSES); rows = read_manifest(paths.MANIFEST, classes)   # (split, id, label) rows
+    rows = read_manifest(paths.MANIFEST)          # the same, checked against the classes.json beside it
 
 Kept apart from the dataset builders (pipeline/data/datasets.py) so the stages that only read these files do not
 depend on the dataset code. The split names and the many/medium/few thresholds live here, beside classes.json.
@@ -61,13 +62,14 @@ def _csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"' if any(ch in value for ch in ',"\n') else value
 
 
-def read_manifest(path: Path, classes: dict) -> list[tuple[str, str, int]]:
+def read_manifest(path: Path, classes: dict | None = None) -> list[tuple[str, str, int]]:
     """Rows of a manifest written by `write_manifest`, checked against the row count and sha256 that classes.json
-    (`classes`, from read_classes) records for it: a missing, cut or edited file is a UserError."""
+    records for it (`classes` from read_classes, else the classes.json beside it): a missing, cut or edited file is a
+    UserError."""
     if not Path(path).is_file():
         raise UserError(f"{paths.not_found(path)}; run `mdpr prepare` (or `dvc repro prepare`) first.")
     data = Path(path).read_bytes()
-    expected = classes["manifest"]
+    expected = (classes or read_classes(Path(path).parent / "classes.json"))["manifest"]
     if hashlib.sha256(data).hexdigest() != expected["sha256"]:
         rows = max(data.count(b"\n") - 1, 0)
         found = f"{rows} rows where classes.json records {expected['rows']}" if rows != expected["rows"] else \

@@ -1,7 +1,7 @@
 """The `file` backend: import published descriptor JSON into library records.
 
     from pipeline.library.descriptor_file import file_records
-    records, info = file_records(class_names, maker)   # info: the summary fields listed below
+    records, info = file_records(class_names, lib_params)   # info: missing_classes, truncated, dropped
 
 Accepted shapes: `{class_name: [descriptions]}` (CuPL, classify_by_description) and
 `{class_name: {dimension: [descriptions]}}`. Names match case-insensitively and in Unicode NFC (a decomposed 'café'
@@ -56,9 +56,14 @@ def quoted(names: list[str]) -> str:
     return listed + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
 
 
-def read_descriptor_file(path: str | None) -> tuple[dict[str, object], dict[str, str]]:
-    """The descriptor JSON indexed by normalised class name, and each normalised name's key as written in the file
-    (UserError for a missing or malformed file, or a key given twice)."""
+def read_descriptor_file(path: str | None) -> dict[str, object]:
+    """The descriptor JSON indexed by normalised class name (UserError for a missing or malformed file, or a key
+    given twice)."""
+    return _index(_read_json(path), path)[0]
+
+
+def _read_json(path: str | None) -> dict:
+    """The descriptor file's JSON object, refusing a key given twice in one object."""
     if not path:
         raise UserError("library: llm.backend is file but library.file is not set; set library.file to a JSON "
                         "file {class_name: [descriptions]}.")
@@ -73,6 +78,11 @@ def read_descriptor_file(path: str | None) -> tuple[dict[str, object], dict[str,
         raise UserError(f"library: library.file = {path} is not valid UTF-8 JSON ({err}).") from None
     if not isinstance(data, dict):
         raise UserError(f"library: library.file = {path} must be a JSON object {{class_name: [descriptions]}}.")
+    return data
+
+
+def _index(data: dict, path: str) -> tuple[dict[str, object], dict[str, str]]:
+    """Entries by normalised class name, and each normalised name's key as written in the file."""
     index: dict[str, object] = {}
     first_key: dict[str, str] = {}
     for key, entry in data.items():
@@ -110,7 +120,7 @@ def file_records(class_names: list[str], maker: RecordMaker, progress: bool = Fa
     """The `file` backend: records for every class found in library.file (offline ones for missing classes when
     library.missing is offline), and the summary fields of `file_summary`."""
     lib = maker.lib
-    index, keys = read_descriptor_file(lib.file)
+    index, keys = _index(_read_json(lib.file), lib.file)
     wanted = {normalise_name(name) for name in class_names}
     missing = [name for name in class_names if normalise_name(name) not in index]
     if missing and lib.missing == "error":

@@ -58,8 +58,7 @@ def test_each_rank_resumes_its_own_shard(project, embedded_world):
     encoder = load_encoder(load_params("params.yaml", ClipParams), "cpu")
     scratch = paths.SCRATCH / "embed" / embed.fingerprint(encoder.identity, dataset, embed_params,
                                                                    paths.MANIFEST.read_bytes())
-    rows = manifest.read_manifest(paths.MANIFEST, manifest.read_classes(paths.CLASSES))
-    ids = [image_id for split, image_id, _ in rows if split == "train"]
+    ids = [image_id for split, image_id, _ in manifest.read_manifest(paths.MANIFEST) if split == "train"]
     done = embed.EmbedJob(ids, ImageReader(dataset), encoder, ViewTransform(encoder.preprocess, 32),
                           scratch / "train", 16, start=len(ids) // 2, progress=False)
     done.run()                                          # exactly what rank 1 of 2 writes for the train split

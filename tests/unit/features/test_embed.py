@@ -28,7 +28,7 @@ def test_embedded_world_has_every_split(embedded_world):
         assert groups[split]["features"].shape == (n, 64)
         np.testing.assert_allclose(np.linalg.norm(groups[split]["features"], axis=1), 1, atol=1e-5)
     assert attrs["class_hash"] == classes["class_hash"] and attrs["model"] == "mdpr-tiny"
-    rows = manifest.read_manifest(embedded_world / paths.MANIFEST, classes)
+    rows = manifest.read_manifest(embedded_world / paths.MANIFEST)
     assert list(groups["train"]["ids"]) == [r[1] for r in rows if r[0] == "train"]
     assert list(groups["test"]["labels"]) == [r[2] for r in rows if r[0] == "test"]
 
@@ -45,8 +45,7 @@ def _job(project, stop=None):
     encoder = load_encoder(load_params("params.yaml", ClipParams), "cpu")
     embed_params = load_params("params.yaml", EmbedParams)
     fingerprint = embed.fingerprint(encoder.identity, dataset, embed_params, paths.MANIFEST.read_bytes())
-    rows = manifest.read_manifest(paths.MANIFEST, manifest.read_classes(paths.CLASSES))
-    ids = [r[1] for r in rows if r[0] == "train"]
+    ids = [r[1] for r in manifest.read_manifest(paths.MANIFEST) if r[0] == "train"]
     return embed.EmbedJob(ids, ImageReader(dataset), encoder, ViewTransform(encoder.preprocess, 32),
                           paths.SCRATCH / "embed" / fingerprint / "train", batch_size=16, stop=stop, progress=False)
 
@@ -90,7 +89,7 @@ def test_sigkill_part_way_then_rerun_gives_same_bytes(project, embedded_world):
 
 
 def _corrupt_one_image(project) -> str:
-    image_id = manifest.read_manifest(paths.MANIFEST, manifest.read_classes(paths.CLASSES))[7][1]
+    image_id = manifest.read_manifest(paths.MANIFEST)[7][1]
     target = paths.SYNTHETIC_IMAGES / image_id
     target.write_bytes(target.read_bytes()[:40])          # a truncated PNG
     return image_id

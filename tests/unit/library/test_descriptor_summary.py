@@ -1,7 +1,7 @@
 """The `file` backend says what it did not import: unmatched keys, descriptions beyond the slots, classes given
 offline text; refuses a key given twice; matches names across Unicode composition.
 
-    .venv/bin/python -m pytest tests/unit/library/test_descriptor_file.py -q
+    .venv/bin/python -m pytest tests/unit/library/test_descriptor_summary.py -q
 """
 import json
 import unicodedata
