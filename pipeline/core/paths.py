@@ -31,6 +31,6 @@ SCRATCH = Path(".cache")
 """Resumable work in progress (embedding chunks), outside every DVC output."""
 
 
-def not_found(path: str | Path) -> str:
-    """'<path> not found in <folder>': how a missing-input error starts, naming the folder relative paths are in."""
-    return f"{path} not found in {Path.cwd()}"
+def located(path: str | Path) -> Path:
+    """`path` made absolute, as error messages show a missing input: the reader sees which folder was searched."""
+    return Path(path).absolute()

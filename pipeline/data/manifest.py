@@ -67,7 +67,7 @@ def read_manifest(path: Path, classes: dict | None = None) -> list[tuple[str, st
     records for it (`classes` from read_classes, else the classes.json beside it): a missing, cut or edited file is a
     UserError."""
     if not Path(path).is_file():
-        raise UserError(f"{paths.not_found(path)}; run `mdpr prepare` (or `dvc repro prepare`) first.")
+        raise UserError(f"{paths.located(path)} not found; run `mdpr prepare` (or `dvc repro prepare`) first.")
     data = Path(path).read_bytes()
     expected = (classes or read_classes(Path(path).parent / "classes.json"))["manifest"]
     if hashlib.sha256(data).hexdigest() != expected["sha256"]:
@@ -110,7 +110,7 @@ def write_classes(path: Path, names: list[str], rows: list[tuple[str, str, int]]
 def read_classes(path: Path) -> dict:
     """classes.json, checked: present, JSON, every field there, names matching class_hash, counts consistent."""
     if not Path(path).is_file():
-        raise UserError(f"{paths.not_found(path)}; run `mdpr prepare` (or `dvc repro prepare`) first.")
+        raise UserError(f"{paths.located(path)} not found; run `mdpr prepare` (or `dvc repro prepare`) first.")
     try:
         classes = json.loads(Path(path).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:

@@ -48,7 +48,7 @@ def load_checkpoint(path, feature_hashes: dict) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UserError(f"{paths.not_found(path)}; run `mdpr train` (or `dvc repro train`) first.") from None
+        raise UserError(f"{paths.located(path)} not found; run `mdpr train` (or `dvc repro train`) first.") from None
     except Exception as err:  # noqa: BLE001 - a damaged or foreign file, reported as such
         raise UserError(f"{path} is not a readable MDPR checkpoint ({str(err)[:100]}); rerun `mdpr train`.") from None
     trained_on = checkpoint.get("feature_sha256", {})
