@@ -28,6 +28,7 @@ def test_what_prepare_writes_reads_back(prepared):
     classes = manifest.read_classes(prepared / "classes.json")
     assert classes["manifest"]["rows"] == len(ROWS)
     assert manifest.read_manifest(prepared / "manifest.csv", classes) == ROWS
+    assert manifest.read_manifest(prepared / "manifest.csv") == ROWS     # checked against the classes.json beside it
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -60,6 +61,8 @@ def test_a_manifest_cut_to_its_header_is_refused(prepared):
     path.write_text("split,id,label\n")
     with pytest.raises(UserError, match=f"0 rows where classes.json records {len(ROWS)}"):
         manifest.read_manifest(path, classes)
+    with pytest.raises(UserError, match=f"0 rows where classes.json records {len(ROWS)}"):
+        manifest.read_manifest(path)
 
 
 @pytest.mark.parametrize("mode", ["I;16", "I"])
