@@ -57,7 +57,8 @@ def test_truncated_cache_is_one_line(trained_project):
 
 def test_missing_input_names_the_stage_to_run(tmp_path):
     write_params(tmp_path)
-    _assert_one_line_error(run_mdpr(["embed-classes"], tmp_path), "classes.json not found", "mdpr prepare")
+    _assert_one_line_error(run_mdpr(["embed-classes"], tmp_path), f"{tmp_path}/artifacts/data/classes.json not found",
+                           "mdpr prepare")
 
 
 def test_report_prints_the_numbers_of_metrics_json(trained_project):
