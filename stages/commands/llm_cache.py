@@ -17,7 +17,8 @@ from pipeline.library.answer_sharing import SHARED_ANSWERS, export_answers, impo
 from stages.common import in_project, params_option, user_errors
 
 folder_option = click.option("--dir", "folder", default=str(SHARED_ANSWERS), show_default=True,
-                             type=click.Path(file_okay=False), help="The DVC-tracked folder of shared answers (in the project).")
+                             type=click.Path(file_okay=False),
+                             help="The DVC-tracked folder of shared answers (in the project).")
 
 
 @click.group(name="llm-cache")
