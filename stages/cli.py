@@ -5,9 +5,10 @@
     mdpr prepare && mdpr embed-images && mdpr embed-classes     # what `dvc repro` runs, stage by stage
     eval "$(_MDPR_COMPLETE=bash_source mdpr)"                   # tab completion in bash (zsh_source, fish_source)
 
-Each command reads params.yaml in the working directory (`--params PATH` to override). A problem the user can fix
-prints one line `error: ...` and exits with status 2, without a traceback: our own errors (stages/common.py) and
-click's (an unknown command or option, a bad value) alike.
+Each command reads params.yaml in the working directory (`--params PATH` to override) and runs in the folder that
+holds it, the project root (stages/common.py). A problem the user can fix prints one line `error: ...` and exits with
+status 2, without a traceback: our own errors (stages/common.py) and click's (an unknown command or option, a bad
+value) alike.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import click
 
 from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
 from stages.commands import llm_cache, llm_check, predict, preset, report
-from stages.common import params_option, user_errors
+from stages.common import in_project, params_option, user_errors
 
 STAGES = (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate)
 """The DVC stages in pipeline order: module `stages.<name>` runs as `mdpr <name with dashes>`."""
@@ -34,7 +35,8 @@ def stage_command(module) -> click.Command:
     @params_option
     @user_errors
     def command(params_path: str) -> None:
-        module.run(params_path)
+        with in_project(params_path) as params_file:
+            module.run(params_file)
     return command
 
 

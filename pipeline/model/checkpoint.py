@@ -20,6 +20,7 @@ import torch
 
 from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.config.schema import from_dict
+from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.core.errors import UserError
 from pipeline.features.caches import Features
@@ -52,7 +53,7 @@ def load_checkpoint(path, feature_hashes: dict) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UserError(f"{path} not found; run `mdpr train` (or `dvc repro train`) first.") from None
+        raise UserError(f"{paths.located(path)} not found; run `mdpr train` (or `dvc repro train`) first.") from None
     except Exception as err:  # noqa: BLE001 - a damaged or foreign file, reported as such
         raise UserError(f"{path} is not a readable MDPR checkpoint ({str(err)[:100]}); rerun `mdpr train`.") from None
     trained_on = checkpoint.get("feature_sha256", {})

@@ -4,7 +4,8 @@
     mdpr llm-cache import [--dir llm-answers]     # the folder's answers -> llm.cache_dir (local answers kept)
 
 The shards travel with `dvc add llm-answers/*.jsonl && dvc push` / `dvc pull` (README, "Team sharing"); the shards
-and their checks live in pipeline/library/answer_sharing.py. Both read llm.cache_dir from params.yaml.
+and their checks live in pipeline/library/answer_sharing.py. Both read llm.cache_dir from params.yaml and, like
+every command, run in the folder of that params file (the project), so llm.cache_dir and --dir are project paths.
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import click
 from pipeline.config.library_params import LLMParams
 from pipeline.config.params import load_params
 from pipeline.library.answer_sharing import SHARED_ANSWERS, export_answers, import_answers
-from stages.common import params_option, user_errors
+from stages.common import in_project, params_option, user_errors
 
 folder_option = click.option("--dir", "folder", default=str(SHARED_ANSWERS), show_default=True,
-                             type=click.Path(file_okay=False), help="The DVC-tracked folder of shared answers.")
+                             type=click.Path(file_okay=False),
+                             help="The DVC-tracked folder of shared answers (in the project).")
 
 
 @click.group(name="llm-cache")
@@ -32,7 +34,8 @@ def subcommand(name: str):
         @folder_option
         @user_errors
         def cli(params_path: str, folder: str) -> None:
-            func(load_params(params_path, LLMParams), folder)
+            with in_project(params_path) as params_file:
+                func(load_params(params_file, LLMParams), folder)
         return cli
     return decorate
 

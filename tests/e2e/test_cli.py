@@ -59,7 +59,7 @@ def test_truncated_cache_is_one_line(trained_project):
 def test_missing_input_names_the_stage_to_run(tmp_path):
     write_params(tmp_path)
     result = run_mdpr(["embed-classes"], tmp_path)
-    _assert_one_line_error(result, "classes.json not found", "mdpr prepare")
+    _assert_one_line_error(result, f"{tmp_path}/artifacts/data/classes.json not found", "mdpr prepare")
     assert "dvc pull" not in result.stderr          # not a DVC project: no DVC hint (tests/e2e/test_results.py)
 
 

@@ -134,6 +134,22 @@ def test_runtime_batch_size_changes_features_only_by_float_rounding(project, bui
             np.testing.assert_allclose(new[split]["features"][()], old[split]["features"][()], rtol=0, atol=1e-5)
 
 
+def test_the_readme_recovery_commands_rerun_only_what_is_needed(project):
+    """After editing library.file: `dvc repro -f -s library` forces the library stage alone (`-f` without `-s` would
+    force prepare and every embedding above it), and a plain `dvc repro` then reruns what its output feeds. A prepared
+    file cut on disk: `dvc repro` sees the damaged output and restores it from the DVC cache; nothing reruns."""
+    readme = (REPO / "README.md").read_text()
+    assert "dvc repro -f -s library && dvc repro" in readme and "dvc repro -f library`" not in readme
+    assert ran(dvc(project, "repro", "-f", "-s", "library")) == {"library"}
+    assert ran(dvc(project, "repro")) == set()   # the offline library came back byte-identical
+    classes = project / "artifacts/data/classes.json"
+    intact = classes.read_text()
+    classes.write_text(intact[:200])
+    output = dvc(project, "repro")
+    assert ran(output) == set() and "'prepare' is cached - skipping run, checking out outputs" in output, output
+    assert classes.read_text() == intact and dvc_status(project) == {}
+
+
 def test_metrics_show(built):
     repo = built[0]
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").strip().splitlines()[-1])[""]["data"]
