@@ -126,9 +126,12 @@ def test_history_records_losses_accuracies_and_cosine_schedule():
     params = TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=7, lambda_pa=0.1)
     _, _, history = _small_fit(params)
     assert [h["epoch"] for h in history] == [0, 1, 2, 3]  # epoch 0: the untrained head, scored on val only
-    assert set(history[0]) == {"epoch", "val_top1", "val_mean_class", "val_fusion_weight", "val_posthoc_tau"}
-    expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc_base", "train_acc_sem", "val_top1",
-                "val_mean_class", "val_fusion_weight", "val_posthoc_tau", "lr"}
+    val = {"val_top1", "val_top5", "val_mean_class", "val_fusion_weight", "val_posthoc_tau"}
+    counts, _, _, (_, val_labels), *_ = _small_problem()
+    present = set(accuracy_report(val_labels, val_labels, counts)) - {"top1", "mean_class"}  # groups with val images
+    groups = {f"val_{group}" for group in present}
+    assert set(history[0]) == {"epoch"} | val | groups and groups    # the fused prediction's val report, groups too
+    expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc_base", "train_acc_sem", "lr"} | val | groups
     assert expected <= set(history[1])
     assert history[1]["lr"] == pytest.approx(3e-3)  # the first epoch trains at the full rate
     assert history[1]["lr"] > history[2]["lr"] > history[3]["lr"] > 1e-6
