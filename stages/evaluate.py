@@ -32,13 +32,15 @@ def run(params_path: str = "params.yaml") -> None:
     counts = feats.classes["train_counts"]
     preds, routing = predict_methods(model, test_feats, labels, params.fusion_weight, params.posthoc_tau,
                                      class_log_prior(counts), runtime.batch_size, resolve_device(runtime.device))
-    metrics = {m: {k: round(v, 6) for k, v in accuracy_report(preds[m], labels, counts).items()} for m in METHODS}
+    groups = feats.classes["groups"]
+    metrics = {m: {k: round(v, 6) for k, v in accuracy_report(preds[m], labels, groups).items()} for m in METHODS}
     write_json(paths.METRICS, metrics)
     rows = per_class_rows(feats.classes, preds, labels)
     with atomic_path(paths.PER_CLASS) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
-    plots.accuracy_vs_frequency(rows, METHODS, paths.PLOTS / "accuracy_vs_frequency.png")
-    weights = dimension_weights(routing, labels, feats.classes["groups"], feats.dimensions)
+    plots.accuracy_vs_frequency(rows, METHODS, feats.classes["group_thresholds"],
+                                paths.PLOTS / "accuracy_vs_frequency.png")
+    weights = dimension_weights(routing, labels, groups, feats.dimensions)
     write_json(paths.ROUTING, weights)
     plots.routing_by_dimension(weights, paths.PLOTS / "routing_by_dimension.png")
     print(format_table(metrics))

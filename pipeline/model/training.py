@@ -23,7 +23,7 @@ from pipeline.core.device import autocast
 from pipeline.model.inference import branch_logits
 from pipeline.model.losses import class_log_prior, mdpr_loss
 from pipeline.model.mdpr import MDPRModel, fuse
-from pipeline.model.metrics import accuracy_report
+from pipeline.model.metrics import overall_accuracy
 
 
 def fit(model: MDPRModel, train_feats: torch.Tensor, train_labels: torch.Tensor, train_counts,
@@ -92,4 +92,4 @@ def _evaluate(model, val: tuple, train_counts, fusion_weight: float, device) -> 
     val_feats, val_labels = val
     outputs = branch_logits(model, val_feats, device=device)
     pred = fuse(outputs["base"], outputs["sem"], fusion_weight).argmax(-1)  # (N,)
-    return accuracy_report(pred, torch.as_tensor(val_labels), train_counts)
+    return overall_accuracy(pred, torch.as_tensor(val_labels), len(train_counts))

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config.model_params import ModelParams, TrainParams
+from pipeline.data.manifest import groups_of
 from pipeline.model.inference import branch_logits, infer
 from pipeline.model.mdpr import MDPRModel, fuse
 from pipeline.model.metrics import accuracy_report
@@ -59,7 +60,8 @@ def _train_and_test(base_loss: str, router_init: str = "identity") -> dict:
     fit(model, train_feats, train_labels, counts, params)
     out = branch_logits(model, test_feats)
     branches = {"base": out["base"], "sem": out["sem"], "fused": fuse(out["base"], out["sem"], 0.5)}
-    return {name: accuracy_report(logits.argmax(-1), test_labels, counts) for name, logits in branches.items()}
+    groups = groups_of(counts, 100, 20)
+    return {name: accuracy_report(logits.argmax(-1), test_labels, groups) for name, logits in branches.items()}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +73,9 @@ def results():
 def test_problem_is_long_tailed_and_names_are_weak():
     counts, _, (test_feats, test_labels), names, library = PROBLEM
     assert counts[0] == 500 and counts[-1] == 5 and (counts < 20).sum() == 6
-    zero_shot = accuracy_report((test_feats @ names.T).argmax(-1), test_labels, counts)
-    with_descriptions = accuracy_report((test_feats @ library.mean(1).T).argmax(-1), test_labels, counts)
+    zero_shot = accuracy_report((test_feats @ names.T).argmax(-1), test_labels, groups_of(counts, 100, 20))
+    with_descriptions = accuracy_report((test_feats @ library.mean(1).T).argmax(-1), test_labels,
+                                        groups_of(counts, 100, 20))
     assert zero_shot["few"] < 0.45 and with_descriptions["few"] > 0.7
 
 
@@ -134,7 +137,7 @@ def test_validation_selects_the_best_epoch_and_model_holds_it():
     model, state, history = _small_fit(TrainParams(epochs=6, lr=3e-2, batch_size=32, seed=7))
     best = max(h["val_mean_class"] for h in history)
     out = branch_logits(model, val_feats)
-    report = accuracy_report(fuse(out["base"], out["sem"], 0.5).argmax(-1), val_labels, counts)
+    report = accuracy_report(fuse(out["base"], out["sem"], 0.5).argmax(-1), val_labels, groups_of(counts, 100, 20))
     assert report["mean_class"] == pytest.approx(best)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
