@@ -5,8 +5,8 @@
 Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, the train counts in use
 and their source, many/medium/few groups under the dataset.many_above / few_below thresholds, class-list hash), for
 synthetic-lt the generated PNGs under artifacts/data/images/, and for an imported features file with class text
-features, artifacts/data/class_features.npy. Prints the split sizes, where val and the counts come from, and the
-group sizes.
+features, artifacts/data/class_features.npy. Prints the split sizes, where the train counts come from and the group
+sizes.
 """
 import shutil
 

@@ -6,21 +6,16 @@ import pytest
 
 from pipeline.core import paths
 from pipeline.core.errors import UserError
-from pipeline.library import llm as llm_module
 from pipeline.library.build import format_summary
 from stages import library as stage
 from tests.helpers.fake_llm import FakeLLM
 from tests.helpers.worlds import run_mdpr, write_params
-from tests.unit.library.test_stage_library import KEY_ENV, SECRET, openai_section, write_inputs
+from tests.unit.library.test_stage_library import KEY_ENV, SECRET, library_project, openai_section
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
-    write_inputs(tmp_path)
-    return tmp_path
+    return library_project(tmp_path, monkeypatch)
 
 
 def closed_port_url() -> str:

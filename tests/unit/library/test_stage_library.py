@@ -37,13 +37,18 @@ def write_inputs(project, names=NAMES, confused=None):
     (project / "artifacts/library/confusion.json").write_text(json.dumps({"classes": classes}))
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
+def library_project(tmp_path, monkeypatch):
+    """`tmp_path` as the working directory with the stage's inputs, the test key set and fast retries."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(KEY_ENV, SECRET)
     monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
     write_inputs(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    return library_project(tmp_path, monkeypatch)
 
 
 def openai_section(server, project, **values):
