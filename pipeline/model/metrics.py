@@ -35,6 +35,9 @@ def overall_accuracy(pred, labels, num_classes: int) -> dict[str, float]:
 def accuracy_report(pred, labels, groups: list[str]) -> dict[str, float]:
     """top1, mean_class and the many/medium/few group accuracies present in this evaluation; `groups` (C,) names
     each class's group."""
+    if not all(group in GROUPS for group in groups):
+        raise ValueError(f"groups must name each class's group ({', '.join(GROUPS)}; classes.json 'groups'), "
+                         f"got {list(groups)[:3]}...")
     report = overall_accuracy(pred, labels, len(groups))
     per_class = per_class_accuracy(pred, labels, len(groups))  # (C,)
     evaluated = ~per_class.isnan()  # (C,)

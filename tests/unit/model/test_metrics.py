@@ -45,3 +45,8 @@ def test_classes_without_evaluation_images_are_left_out():
     assert report["mean_class"] == 1.0 and "many" not in report
     per_class = per_class_accuracy(torch.tensor([0, 1]), torch.tensor([0, 0]), 3)
     assert per_class[0] == 0.5 and per_class[1:].isnan().all()
+
+
+def test_counts_instead_of_groups_are_refused():
+    with pytest.raises(ValueError, match="groups must name each class's group"):
+        accuracy_report([0, 1], [0, 1], [500, 5])
