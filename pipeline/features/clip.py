@@ -4,7 +4,8 @@
     text_feats = encoder.encode_texts(["a photo of a dog."], batch_size=256)   # (N, d), L2-normalised float32
     identity, dim = encoder_identity(ClipParams(model="ViT-B-16", pretrained="openai"))   # no weights built or read
 
-`clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache), a
+`clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache, read
+from there without network when present, one clear error when absent and the hub is unreachable: weights.py), a
 local checkpoint file (weights only; hashed into the cache identity), or `none` (random init from `clip.seed`). The
 shipped `mdpr-tiny` architecture (pipeline/features/model_configs/) is ~3.5 M parameters at 32 px: the demo and
 tests use it.
@@ -22,6 +23,7 @@ from pipeline.config.data_params import ClipParams
 from pipeline.core.device import resolve_device
 from pipeline.core.errors import UserError
 from pipeline.core.hashing import file_sha256
+from pipeline.features.weights import tag_source
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 
@@ -120,12 +122,16 @@ def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
 
     torch_device = resolve_device(device)
     identity, _dim = encoder_identity(params)
-    pretrained = None if params.pretrained.lower() == "none" else params.pretrained
+    pretrained, preprocess_args = None, {}
+    if params.pretrained.lower() != "none":
+        pretrained = params.pretrained
+        if not identity["pretrained"].startswith("sha256:"):  # a tag: its cached file when there (weights.py)
+            pretrained, preprocess_args = tag_source(params.model, params.pretrained)
     torch.manual_seed(params.seed)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             params.model, pretrained=pretrained, precision=params.precision, device=torch_device,
-            force_quick_gelu=_needs_quick_gelu(params))
+            force_quick_gelu=_needs_quick_gelu(params), **preprocess_args)
     except RuntimeError as err:
         raise UserError(f"clip.pretrained = {params.pretrained!r} for {params.model}: weights could not be loaded "
                         f"({str(err).splitlines()[0][:160]}); on a machine without internet, download them once "
@@ -148,7 +154,8 @@ def _needs_quick_gelu(params: ClipParams) -> bool:
 
 
 def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:
-    """What to pass to open_clip, and how the weights are named in cache metadata."""
+    """The weights checked (a tag of the model, an existing checkpoint file, or none) without loading them: the tag or
+    file path, and how they are named in cache metadata. load_encoder resolves a tag to its cached file (weights.py)."""
     if params.pretrained.lower() == "none":
         return None, f"none(seed={params.seed})"
     path = Path(params.pretrained)
