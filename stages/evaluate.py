@@ -27,13 +27,12 @@ def run(params_path: str = "params.yaml") -> None:
     checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
     fusion_weight, posthoc_tau = kept_fusion(checkpoint, params)
     model = load_trained_model(feats, checkpoint)
-    counts = feats.classes["train_counts"]
     device = resolve_device(runtime.device)
 
     def score(split):
         split_feats, labels = feats.scored(split)
-        return (*score_split(model, split_feats, labels, counts, fusion_weight, posthoc_tau, runtime.batch_size,
-                             device), labels)
+        return (*score_split(model, split_feats, labels, feats.classes, fusion_weight, posthoc_tau,
+                             runtime.batch_size, device), labels)
 
     val_metrics = score("val")[0] if feats.scored("val") is not None else None
     test_metrics, preds, routing, labels = score("test")  # the test split, read once, for the report

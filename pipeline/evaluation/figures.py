@@ -19,7 +19,6 @@ import pandas as pd
 
 from pipeline.core import paths
 from pipeline.core.atomic import atomic_path, write_json
-from pipeline.data.manifest import FEW_BELOW, MANY_ABOVE
 from pipeline.evaluation import plot_data, plots
 from pipeline.evaluation.methods import METHODS, per_class_rows
 from pipeline.evaluation.routing import dimension_weights
@@ -45,14 +44,16 @@ def write_evaluation_files(metrics: dict, preds: dict[str, np.ndarray], routing:
     weights = dimension_weights(routing, labels, classes["groups"], dimensions)
     write_json(paths.ROUTING, weights)
 
+    thresholds = classes["group_thresholds"]  # the dataset params' many_above and few_below, from prepare
+    few_below, many_above = thresholds["few_below"], thresholds["many_above"]
     bars = plot_data.group_accuracy_rows(metrics, METHODS)
     write_csv_table(paths.PLOTS / "accuracy_by_group.csv", bars)
     classes_per_group = {plot_data.ALL: len(classes["names"]), **Counter(classes["groups"])}
-    plots.accuracy_by_group(bars, classes_per_group, FEW_BELOW, MANY_ABOVE, paths.PLOTS / "accuracy_by_group.png")
+    plots.accuracy_by_group(bars, classes_per_group, few_below, many_above, paths.PLOTS / "accuracy_by_group.png")
 
-    bins = plot_data.frequency_bins(rows, METHODS, FEW_BELOW, MANY_ABOVE)
+    bins = plot_data.frequency_bins(rows, METHODS, few_below, many_above)
     write_csv_table(paths.PLOTS / "accuracy_by_frequency.csv", bins)
-    plots.accuracy_vs_frequency(bins, METHODS, FEW_BELOW, MANY_ABOVE, paths.PLOTS / "accuracy_by_frequency.png")
+    plots.accuracy_vs_frequency(bins, METHODS, few_below, many_above, paths.PLOTS / "accuracy_by_frequency.png")
 
     write_csv_table(paths.PLOTS / "routing_by_group.csv", plot_data.routing_rows(weights))
     names, matrix = plot_data.class_routing(routing, labels, dimensions, len(classes["names"]))

@@ -2,7 +2,7 @@
 
     preds, routing, top5 = predict_methods(model, test_feats, test_labels, fusion_weight=0.5, posthoc_tau=0.0,
                                            log_prior=class_log_prior(train_counts), batch_size=512)
-    metrics = {method: with_top5(accuracy_report(preds[method], test_labels, train_counts), top5[method])
+    metrics = {method: with_top5(accuracy_report(preds[method], test_labels, classes["groups"]), top5[method])
                for method in METHODS}
     rows = per_class_rows(classes, preds, test_labels)          # per_class.csv
 

@@ -4,20 +4,16 @@
         answer = await client.complete(messages)         # Answer(text, model, finish_reason, tokens_in, tokens_out)
     client.stats                                         # requests, cache_hits, retries, failures, tokens ...
 
-- Cache: diskcache with JSON serialisation and no eviction under `llm.cache_dir`, keyed by the sha256 of the
-  canonical request (model, messages, temperature, seed, max_tokens): never the API key nor the URL, so moving
-  to another server with the same model reuses the answers. Each answer is stored as soon as it arrives (SQLite
-  commit), so an interrupted run loses at most the requests in flight. Every well-formed answer is cached, even
-  one the caller then rejects: a rerun replays the same re-ask chain and makes zero requests.
-- Retries: our own loop (the SDK's is disabled so each retry is counted): 408, 409, 429, 5xx, timeouts, connection
-  errors and malformed responses, up to `llm.max_retries` times, exponential backoff with jitter (BACKOFF_BASE_S
-  doubling, capped at BACKOFF_CAP_S) or the server's Retry-After on 429/503 (capped at RETRY_AFTER_CAP_S). 401, 403
-  and 404 stop the run with a UserError (key, permission or model name is wrong); other 4xx fail the request.
-- Pacing: with `llm.requests_per_minute` / `llm.tokens_per_minute` set, request starts are spaced evenly so the
-  server's limit is met without 429s (pipeline/library/pacing.py); retries are paced too.
-- An answer naming another model than requested is accepted (servers alias names; OpenAI answers with dated
-  snapshots, e.g. gpt-4o-mini-2024-07-18, which is not counted): it is counted in `model_mismatches`, one warning is
-  printed to stderr, and the library records keep the requested name (the one in params and in the cache key).
+- Cache: diskcache (JSON, no eviction) under `llm.cache_dir`, keyed by the sha256 of the canonical request (model,
+  messages, temperature, seed, max_tokens; never the key nor the URL: another server with the same model reuses
+  the answers). Each answer is stored as it arrives, so an interrupted run loses at most the requests in flight;
+  every well-formed answer is cached, even one the caller rejects: a rerun replays the re-ask chain, zero requests.
+- Retries (our loop, the SDK's off, so each is counted) on 408, 409, 429, 5xx, timeouts, connection errors and
+  malformed responses, up to `llm.max_retries`: backoff with jitter (BACKOFF_BASE_S doubling to BACKOFF_CAP_S) or
+  Retry-After on 429/503 (<= RETRY_AFTER_CAP_S). 401/403/404 stop the run (UserError); other 4xx fail the request.
+- Pacing: `llm.requests_per_minute` / `llm.tokens_per_minute` space request starts evenly, retries too (pacing.py).
+- An answer naming another model is accepted (servers alias names; OpenAI's dated snapshots, gpt-4o-mini-2024-07-18,
+  are not counted): counted in `model_mismatches`, warned once; records keep the requested name (params, cache key).
 - The key only travels in the Authorization header; every message we raise has it replaced by '***'.
 """
 from __future__ import annotations
@@ -48,7 +44,15 @@ FATAL_STATUS = {401: "the server rejected the API key", 403: "the API key may no
 
 
 class RequestFailed(Exception):
-    """A request still failed after every retry (or got a non-retryable 4xx); the caller falls back."""
+    """A request still failed after every retry (or got a non-retryable 4xx); the caller falls back.
+
+    `cause` names the last error's kind for the summary: `HTTP <status>`, `timeout`, `connection error` or
+    `malformed response` (a 2xx that is not a chat completion, e.g. an HTML page from a wrong llm.base_url).
+    """
+
+    def __init__(self, message: str, cause: str):
+        super().__init__(message)
+        self.cause = cause
 
 
 class MalformedResponse(Exception):
@@ -69,12 +73,23 @@ class LLMStats:
 
 
 def read_api_key(llm: LLMParams) -> str:
-    """The API key from the environment variable named by llm.api_key_env (UserError if unset or empty)."""
+    """The API key from the environment variable named by llm.api_key_env.
+
+    UserError, before any request and without showing the key, when it is unset or empty, or when it could not be
+    sent in an HTTP header: whitespace anywhere (a trailing newline from `$(cat key.txt)`) or a non-ASCII character.
+    """
     key = os.environ.get(llm.api_key_env, "")
     if not key.strip():
         raise UserError(f"llm: environment variable {llm.api_key_env} (llm.api_key_env) is not set; export your API "
                         f"key in it, e.g. `export {llm.api_key_env}=...`. Local servers (vLLM, Ollama, llama.cpp) "
                         f"accept any value, e.g. `export {llm.api_key_env}=EMPTY`.")
+    unsendable = [what for what, bad in (("whitespace or a line break", any(ch.isspace() for ch in key)),
+                                         ("a non-ASCII character", not key.isascii())) if bad]
+    if unsendable:
+        raise UserError(f"llm: the API key in ${llm.api_key_env} contains {' and '.join(unsendable)} (at position "
+                        f"{next(k for k, ch in enumerate(key) if ch.isspace() or not ch.isascii()) + 1} of "
+                        f"{len(key)}), so it cannot be sent in an HTTP header; export it again without it, e.g. "
+                        f"`export {llm.api_key_env}=\"$(tr -d '[:space:]' < key.txt)\"`.")
     return key
 
 
@@ -155,8 +170,7 @@ class LLMClient:
         """Send one request, retrying retryable errors; RequestFailed when retries run out."""
         import openai
 
-        error = "no attempt"
-        cost = request_tokens(messages, self.llm.max_tokens)
+        error, cause, cost = "no attempt", "no attempt", request_tokens(messages, self.llm.max_tokens)
         for attempt in range(self.llm.max_retries + 1):
             try:
                 async with self._semaphore:
@@ -177,21 +191,22 @@ class LLMClient:
                         f"llm: {FATAL_STATUS[status]} (HTTP {status} from {self.llm.base_url or 'api.openai.com'}, "
                         f"model {self.llm.model!r}); check llm.model, llm.base_url and "
                         f"${self.llm.api_key_env}.")) from None
-                error = f"HTTP {status}: {_short(err.message)}"
+                error, cause = f"HTTP {status}: {_short(err.message)}", f"HTTP {status}"
                 if status not in RETRY_STATUS and status < 500:
                     break
                 delay = _retry_after(err.response.headers) if status in (429, 503) else None
             except openai.APITimeoutError:
-                error, delay = f"no answer within llm.timeout_s = {self.llm.timeout_s} s", None
+                error, cause, delay = f"no answer within llm.timeout_s = {self.llm.timeout_s} s", "timeout", None
             except openai.APIConnectionError as err:
-                error, delay = f"connection error ({_short(str(err.__cause__ or err))})", None
+                error = f"connection error ({_short(str(err.__cause__ or err))})"
+                cause, delay = "connection error", None
             except (MalformedResponse, ValueError) as err:
-                error, delay = f"malformed response ({_short(str(err))})", None
+                error, cause, delay = f"malformed response ({_short(str(err))})", "malformed response", None
             if attempt < self.llm.max_retries:
                 self.stats.retries += 1
                 await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
         self.stats.failures += 1
-        raise RequestFailed(self.redact(error))
+        raise RequestFailed(self.redact(error), cause)
 
     def _backoff(self, attempt: int) -> float:
         return min(self._backoff_cap_s, self._backoff_base_s * 2 ** attempt) * random.uniform(0.5, 1.0)

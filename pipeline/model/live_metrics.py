@@ -22,9 +22,6 @@ LIVE_NAMES = {
     "val_top1": "val/top1",            # val accuracy of the fused prediction
     "val_top5": "val/top5",            # the true class among its 5 highest fused logits
     "val_mean_class": "val/mean_class",    # mean per-class val accuracy: the score that keeps the epoch
-    "val_many": "val/many",
-    "val_medium": "val/medium",
-    "val_few": "val/few",
     "val_fusion_weight": "val/fusion_weight",  # w in use at this epoch (chosen on val when `auto`)
     "val_posthoc_tau": "val/posthoc_tau",      # post-hoc tau in use at this epoch
     "lr": "schedule/lr",               # learning rate of the epoch's last step

@@ -19,7 +19,7 @@ from pipeline.config.model_params import EvaluateParams
 from pipeline.core.errors import UserError
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import fuse
-from pipeline.model.metrics import accuracy_report, per_class_accuracy, top_k_hits, with_top5
+from pipeline.model.metrics import overall_accuracy, per_class_accuracy, top_k_hits, with_top5
 
 FUSION_GRID = tuple(i / 10 for i in range(11))        # 0, 0.1, ..., 1
 POSTHOC_TAU_GRID = tuple(i / 4 for i in range(9))     # 0, 0.25, ..., 2
@@ -28,7 +28,8 @@ AUTO_KEYS = ("fusion_weight", "posthoc_tau")
 
 @dataclass(frozen=True)
 class FusionChoice:
-    """The fusion weight and post-hoc tau in use, and the accuracy report they give on the split they were chosen on."""
+    """The fusion weight and post-hoc tau in use, and the top1 and mean_class they give on the split they were chosen
+    on."""
 
     fusion_weight: float
     posthoc_tau: float
@@ -69,7 +70,7 @@ def choose_fusion(base: torch.Tensor, sem: torch.Tensor, labels, train_counts, p
         if score > best_score:
             best, best_score, best_pred = (weight, tau), score, pred
     hits = top_k_hits(fuse(base, sem, best[0], best[1], log_prior), labels.to(base.device))  # (N,)
-    return FusionChoice(best[0], best[1], with_top5(accuracy_report(best_pred, labels, train_counts), hits))
+    return FusionChoice(best[0], best[1], with_top5(overall_accuracy(best_pred, labels, base.shape[1]), hits))
 
 
 def describe_kept(kept: dict) -> str:

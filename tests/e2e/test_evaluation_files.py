@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from pipeline.core import paths
-from pipeline.data.manifest import FEW_BELOW, MANY_ABOVE
 from pipeline.evaluation import plot_data
 from pipeline.evaluation.figures import PLOT_FILES
 from pipeline.evaluation.methods import METHODS
@@ -43,7 +42,9 @@ def test_plot_files_hold_the_rows_of_the_written_metrics(trained_world):
     bars = pd.read_csv(plots / "accuracy_by_group.csv").to_dict("records")
     assert bars == plot_data.group_accuracy_rows(metrics, METHODS)
     bins = pd.read_csv(plots / "accuracy_by_frequency.csv").to_dict("records")
-    reference = plot_data.frequency_bins(per_class, METHODS, FEW_BELOW, MANY_ABOVE)
+    classes = json.loads((trained_world / paths.CLASSES).read_text())
+    thresholds = classes["group_thresholds"]
+    reference = plot_data.frequency_bins(per_class, METHODS, thresholds["few_below"], thresholds["many_above"])
     assert len(bins) == len(reference) and sum(b["classes"] for b in bins) == len(per_class)
     for got, want in zip(bins, reference):
         assert got == pytest.approx(want, abs=1e-6)
