@@ -158,8 +158,8 @@ def test_a_fresh_clone_is_told_to_dvc_pull(built, tmp_path):
     clone = tmp_path / "clone"
     assert not (clone / "artifacts/data").exists() and (clone / "dvc.lock").is_file()   # Git holds only .gitignores
     result = run(["bash", "-c", f"{VENV_BIN / 'mdpr'} train; echo status=$?"], clone)
-    lines = [line for line in result.splitlines() if line.strip()]
-    assert lines[-1] == "status=2" and len(lines) == 2, result
-    assert lines[0].startswith("error: ") and "classes.json not found" in lines[0]
-    assert "dvc.lock records artifacts/data (stage prepare): `dvc pull` fetches it" in lines[0]
-    assert "`dvc repro` rebuilds it" in lines[0]
+    lines = [line for line in result.splitlines() if line.strip()]   # stdout, then stderr
+    assert lines[0] == "status=2" and len(lines) == 2, result
+    assert lines[1].startswith("error: ") and "/artifacts/data/classes.json not found" in lines[1]
+    assert "dvc.lock records artifacts/data (stage prepare): `dvc pull` fetches it" in lines[1]
+    assert "`dvc repro` rebuilds it" in lines[1]
