@@ -38,8 +38,9 @@ def build(world: Path, classes: int, n_max: int = 100, epochs: int = 1) -> None:
     else:
         arrays, _ = clip_like_features(classes=classes, n_max=n_max, imbalance=n_max / 5, val=5, test=10)
         np.savez(world / "feats.npz", **arrays)
-        overrides["dataset"] = {"name": "features", "features_file": "feats.npz"}
+        overrides["dataset"] = {"name": "features", "root": ".", "features_file": "feats.npz"}  # under the root
         overrides["train"] = {"epochs": epochs, "batch_size": 512}
+        overrides["clip"] = {"space_check": "warn"}  # synthetic features: no encoder made them
     write_params(world, overrides, base=defaults())
     with inside(world), contextlib.redirect_stdout(io.StringIO()):
         for stage in STAGES:
