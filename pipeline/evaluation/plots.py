@@ -132,6 +132,7 @@ def draw_routing_heatmap(weights: dict[str, dict[str, float]], class_labels: lis
     deviation = np.abs(np.concatenate([by_group.ravel(), class_matrix.ravel()]) - uniform)
     spread = max(float(np.nanmax(deviation)), 1e-3)  # the colour scale spans the data (at least +-0.001)
     norm = TwoSlopeNorm(vcenter=uniform, vmin=uniform - spread, vmax=uniform + spread)
+    digits = max(3, int(np.ceil(-np.log10(spread))) + 1)  # enough decimals to tell the cells apart
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 1.6 + 0.42 * (len(groups) + len(class_labels))),
                                          height_ratios=[len(groups), max(len(class_labels), 1)], sharex=True)
     for axis, matrix, labels, title in ((top, by_group, groups, "by group (test images of its classes)"),
@@ -139,7 +140,7 @@ def draw_routing_heatmap(weights: dict[str, dict[str, float]], class_labels: lis
         image = axis.imshow(matrix, cmap="RdBu_r", norm=norm, aspect="auto")
         for (row, col), v in np.ndenumerate(matrix):
             if not np.isnan(v):
-                axis.text(col, row, f"{v:.3f}", ha="center", va="center", fontsize=7.5,
+                axis.text(col, row, f"{v:.{digits}f}", ha="center", va="center", fontsize=7.5,
                           color="white" if abs(v - uniform) > 0.6 * spread else "black")
         axis.set_yticks(range(len(labels)))
         axis.set_yticklabels(labels, fontsize=8)

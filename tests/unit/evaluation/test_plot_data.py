@@ -122,3 +122,12 @@ def test_the_routing_figure_shows_the_group_and_class_matrices():
     assert [t.get_text() for t in bottom.get_yticklabels()] == ["a", "b", "c"]
     assert top.images[0].norm.vcenter == 0.5                         # colours centred on the uniform weight 1/D
     matplotlib.pyplot.close(figure)
+
+
+def test_routing_cells_get_the_decimals_that_tell_them_apart():
+    weights = {"many": {"context": 0.5003, "differential": 0.4997}}          # barely off uniform (1/2)
+    figure = plots.draw_routing_heatmap(weights, ["a"], ["context", "differential"], np.array([[0.5001, 0.4999]]))
+    top, bottom = figure.axes[:2]
+    assert [t.get_text() for t in top.texts] == ["0.5003", "0.4997"]
+    assert [t.get_text() for t in bottom.texts] == ["0.5001", "0.4999"]
+    matplotlib.pyplot.close(figure)
