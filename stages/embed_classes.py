@@ -23,7 +23,8 @@ def run(params_path: str = "params.yaml") -> None:
     if paths.IMPORTED_CLASS_FEATURES.is_file():  # brought with imported image features (dataset.name: features)
         feats = np.load(paths.IMPORTED_CLASS_FEATURES)  # (C, d)
     else:
-        feats = encoder.encode_class_names(classes["names"], clip_params.templates, runtime.batch_size)  # (C, d)
+        feats = encoder.encode_class_names(classes["names"], clip_params.templates, runtime.batch_size,
+                                            progress=True)  # (C, d)
     attrs = {**encoder.identity, "templates": clip_params.templates, "dataset": classes["dataset"],
              "num_classes": len(classes["names"]), "class_hash": classes["class_hash"]}
     store.write_h5(paths.CLASSES_H5, {"": {"features": feats.astype(np.float32),
