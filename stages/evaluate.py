@@ -31,7 +31,8 @@ def run(params_path: str = "params.yaml") -> None:
     test_feats, labels = feats.scored("test")
     counts = feats.classes["train_counts"]
     preds, routing = predict_methods(model, test_feats, labels, params.fusion_weight, params.posthoc_tau,
-                                     class_log_prior(counts), runtime.batch_size, resolve_device(runtime.device))
+                                     class_log_prior(counts), runtime.batch_size, resolve_device(runtime.device),
+                                     progress=True)
     metrics = {m: {k: round(v, 6) for k, v in accuracy_report(preds[m], labels, counts).items()} for m in METHODS}
     write_json(paths.METRICS, metrics)
     rows = per_class_rows(feats.classes, preds, labels)

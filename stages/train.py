@@ -7,6 +7,8 @@ per-epoch curves with DVCLive under artifacts/model/live/ (`dvc plots show` draw
 `val` split when the dataset has one (fused logits at weight 0.5), never `test`.
 """
 import shutil
+import sys
+import time
 
 import torch
 
@@ -29,12 +31,14 @@ def run(params_path: str = "params.yaml") -> None:
     model = build_model(feats, model_params, seed=train_params.seed)
     train = feats.splits["train"]
     val = feats.scored("val")
+    started = time.monotonic()
     with _live() as live:
         def log_epoch(record: dict) -> None:
             for name, value in record.items():
                 if name != "epoch":
                     live.log_metric(name, value)
             live.next_step()
+            print(_epoch_line(record, train_params.epochs, time.monotonic() - started), file=sys.stderr, flush=True)
 
         state, history = fit(model, torch.from_numpy(feats.train_inputs()), torch.from_numpy(train["labels"]),
                              feats.classes["train_counts"], train_params, val=val,
@@ -45,6 +49,14 @@ def run(params_path: str = "params.yaml") -> None:
     kept = f" (val mean-class {chosen['val_mean_class']:.3f})" if val is not None else ""
     print(f"train: {len(history)} epochs on {device}, last loss {last['loss']:.4f}, kept epoch {chosen['epoch']}"
           f"{kept} -> {paths.CHECKPOINT}")
+
+
+def _epoch_line(record: dict, epochs: int, seconds: float) -> str:
+    """One progress line per epoch on stderr: loss, train accuracy, validation accuracy when there is a val split."""
+    val = f", val top-1 {record['val_top1']:.3f}, val mean-class {record['val_mean_class']:.3f}" \
+        if "val_mean_class" in record else ""
+    return (f"train: epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f}, train acc {record['train_acc']:.3f}"
+            f"{val} ({seconds:.0f} s)")
 
 
 def _live():

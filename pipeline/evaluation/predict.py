@@ -39,7 +39,7 @@ from pipeline.library.io import read_library
 from pipeline.model.checkpoint import load_checkpoint, load_trained_model
 from pipeline.model.inference import scores, view_mean
 from pipeline.model.losses import class_log_prior
-from pipeline.model.mdpr import MDPRModel, fuse
+from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
 
 IDENTITY_KEYS_IGNORED = ("precision",)  # numeric format, not another encoder
 
@@ -76,6 +76,7 @@ class Predictor:
     transform: ViewTransform              # PIL image -> (1 + A, 3, S, S): the views the test split was cached with
     evaluate: EvaluateParams
     runtime: RuntimeParams
+    side: HeadSide                        # what the model computes without images, made once (model.class_side())
 
 
 def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeParams) -> Predictor:
@@ -85,11 +86,14 @@ def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeP
     encoder = load_encoder(clip, runtime.device)
     check_encoder(encoder.identity, feats.image_attrs, checkpoint.get("encoder", {}))
     model = load_trained_model(feats, checkpoint).to(encoder.device)
+    with torch.inference_mode():
+        side = model.class_side()
     names = feats.classes["names"]
     image_size = json.loads(encoder.identity["image_size"])[0]
     transform = ViewTransform(encoder.preprocess, image_size, feats.image_attrs.get("test_views", "none"))
     return Predictor(encoder, model, names, feats.dimensions, library_texts(names, feats.library_mask),
-                     class_log_prior(feats.classes["train_counts"]).to(encoder.device), transform, evaluate, runtime)
+                     class_log_prior(feats.classes["train_counts"]).to(encoder.device), transform, evaluate, runtime,
+                     side)
 
 
 def check_encoder(identity: dict, image_attrs: dict, checkpoint_encoder: dict) -> None:
@@ -150,7 +154,8 @@ def score(predictor: Predictor, image_feats: torch.Tensor, names: list[str], top
     """
     params = predictor.evaluate
     device = predictor.encoder.device
-    outputs = view_mean(lambda view: scores(predictor.model, view), image_feats.to(device))  # averaged over views
+    outputs = view_mean(lambda view: scores(predictor.model, view, side=predictor.side),
+                        image_feats.to(device))  # averaged over views
     logits = fuse(outputs["base"], outputs["sem"], params.fusion_weight, params.posthoc_tau, predictor.log_prior)
     weights = outputs["weights"]  # (B, C, V)
     probs, classes = logits.softmax(-1).topk(min(top_k, logits.shape[1]), dim=-1)  # (B, k) each

@@ -18,16 +18,13 @@ Towers that are not causal or do not pool at the end-of-text token (e.g. SigLIP'
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-PROGRESS_DELAY_S = 3.0
-"""Progress bars appear only when the work takes longer than this (tqdm's `delay`)."""
+from pipeline.core.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ def encode_tokens(model, tower: TextTower | None, tokens: torch.Tensor) -> torch
 
 
 def encode_texts(model, tokenizer, texts: list[str], batch_size: int, device, progress: bool = False,
-                 label: str = "text") -> np.ndarray:
+                 label: str = "encode texts") -> np.ndarray:
     """Strings (at least one) -> (N, d) L2-normalised float32 in input order; batches of similar length, longest
     first, each with a progress bar on stderr when `progress` and the work takes more than a few seconds."""
     tower = text_tower(model)
@@ -102,8 +99,7 @@ def encode_texts(model, tokenizer, texts: list[str], batch_size: int, device, pr
     lengths = end_positions(tower, tokens) if tower is not None else torch.zeros(len(texts), dtype=torch.long)
     order = torch.argsort(lengths, descending=True, stable=True)  # (N,)
     out = None
-    with torch.inference_mode(), tqdm(total=len(texts), desc=label, unit="text", delay=PROGRESS_DELAY_S,
-                                      disable=not progress, file=sys.stderr) as bar:
+    with torch.inference_mode(), progress_bar(len(texts), label, "text", progress) as bar:
         for rows in order.split(batch_size):
             feats = F.normalize(encode_tokens(model, tower, tokens[rows].to(device)).float(), dim=-1).cpu()
             if out is None:
