@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.core.errors import UserError
-from pipeline.model.router_kernel import OutputGram, RoutedCosine
+from pipeline.model.router_kernel import RoutedCosine, RouterStep, class_forward
 
 ROUTER_INITS = ("identity", "pytorch")
 
@@ -34,7 +34,7 @@ class ClassSide:
     keys_values: torch.Tensor       # (VC, 2d) key and value projections of every description, float32 or wider
     gram: torch.Tensor              # (C, hV, hV) Gram matrix of each class's output-projected values u_chv
     bias_dot: torch.Tensor          # (C, hV) u_chv . out_bias
-    valid: torch.Tensor | None      # (V, C, 1) True = a valid description
+    valid: torch.Tensor | None      # (C, 1, V, 1) True = a valid description
 
 
 class Router(nn.Module):
@@ -80,36 +80,47 @@ class Router(nn.Module):
     def _queries(self, image_feats: torch.Tensor) -> torch.Tensor:
         return self._project(image_feats, 0) * self.head_dim ** -0.5  # (B, h, e), scaled like nn.MultiheadAttention
 
+    @torch.no_grad()
     def class_side(self, library_feats: torch.Tensor, mask: torch.Tensor | None = None) -> ClassSide:
-        """Everything the router computes from the library alone: library_feats (C, V, d), mask (C, V)."""
-        classes, views, dim = library_feats.shape
-        rows = library_feats.transpose(0, 1).reshape(views * classes, dim)  # (VC, d), description-major
-        keys_values = F.linear(rows, self.attn.in_proj_weight[dim:], self.attn.in_proj_bias[dim:])  # (VC, 2d)
-        with torch.autocast(library_feats.device.type, enabled=False):  # G in bf16 would lose the norms
-            keys_values = _at_least_float32(keys_values)
-            values = keys_values[:, dim:].unflatten(1, (self.heads, self.head_dim))  # (VC, h, e)
-            out_weight, out_bias = (_at_least_float32(p) for p in (self.attn.out_proj.weight, self.attn.out_proj.bias))
-            gram = OutputGram.apply(values, out_weight.to(values.dtype), classes)  # (C, hV, hV)
-            bias_out = (out_bias.to(values.dtype) @ out_weight.to(values.dtype)).view(self.heads, self.head_dim)
-            bias_dot = torch.einsum("nhe,he->hn", values, bias_out).reshape(self.heads * views, classes).t()
-        valid = None if mask is None else mask.t()[..., None].to(library_feats.device)  # (V, C, 1)
+        """Everything the router computes from the library alone, for frozen weights (no gradients are kept):
+        library_feats (C, V, d), mask (C, V)."""
+        keys_values, valid = self._keys_values(library_feats, mask)
+        with torch.autocast(keys_values.device.type, enabled=False):
+            out_weight, out_bias = self._out_projection(keys_values.dtype)
+            gram, bias_dot, _ = class_forward(keys_values, out_weight, out_bias, self.heads, library_feats.shape[0])
         return ClassSide(keys_values, gram, bias_dot, valid)
 
     def forward(self, image_feats: torch.Tensor, library_feats: torch.Tensor | None, mask: torch.Tensor | None = None,
                 side: ClassSide | None = None):
         """image_feats (B, d), library_feats (C, V, d), mask (C, V) True = valid -> sim (B, C), weights (B, C, V).
 
-        `side` (from `class_side`) replaces library_feats and mask when the weights are frozen (inference)."""
-        side = side if side is not None else self.class_side(library_feats, mask)
-        dtype = side.keys_values.dtype
-        out_weight = self.attn.out_proj.weight
+        `side` (from `class_side`, same weights) replaces library_feats and mask: per batch, only the image side."""
+        keys_values, valid = (side.keys_values, side.valid) if side is not None else \
+            self._keys_values(library_feats, mask)
+        dtype = keys_values.dtype
         with torch.autocast(image_feats.device.type, enabled=False):
+            out_weight, out_bias = self._out_projection(dtype)
             feats = image_feats.to(dtype)
-            query_image = torch.cat([self._queries(feats).flatten(1), feats @ out_weight.to(dtype)], dim=1)  # (B, 2d)
-            sim, weights = RoutedCosine.apply(query_image, feats, side.keys_values, side.gram, side.bias_dot,
-                                              self.attn.out_proj.bias.to(dtype), side.valid, self.dropout,
-                                              self.training, self.heads)  # (C, B), (V, C, B)
-        return sim.t(), weights.permute(2, 1, 0)
+            query_image = torch.cat([self._queries(feats).flatten(1), feats @ out_weight], dim=1)  # (B, 2d)
+            if side is None:  # training: class side and image side in one autograd node
+                sim, weights = RouterStep.apply(query_image, feats, keys_values, out_weight, out_bias, valid,
+                                                self.dropout, self.training, self.heads, library_feats.shape[0])
+            else:
+                sim, weights = RoutedCosine.apply(query_image, feats, keys_values, side.gram, side.bias_dot,
+                                                  out_bias, valid, self.dropout, self.training, self.heads)
+        return sim.t(), weights.permute(2, 0, 1)  # (C, B) -> (B, C); (C, V, B) -> (B, C, V)
+
+    def _keys_values(self, library_feats: torch.Tensor, mask: torch.Tensor | None):
+        """Key and value projections of every description (VC, 2d), rows ordered (v, c), at least float32; the
+        mask as (C, 1, V, 1). Under bf16 autocast the projection itself runs in bf16."""
+        classes, views, dim = library_feats.shape
+        rows = library_feats.transpose(0, 1).reshape(views * classes, dim)  # (VC, d), description-major
+        keys_values = F.linear(rows, self.attn.in_proj_weight[dim:], self.attn.in_proj_bias[dim:])  # (VC, 2d)
+        valid = None if mask is None else mask.to(library_feats.device)[:, None, :, None]  # (C, 1, V, 1)
+        return _at_least_float32(keys_values), valid
+
+    def _out_projection(self, dtype: torch.dtype):
+        return self.attn.out_proj.weight.to(dtype), self.attn.out_proj.bias.to(dtype)
 
     def routed(self, image_feats: torch.Tensor, class_idx: torch.Tensor, library_feats: torch.Tensor,
                mask: torch.Tensor | None = None) -> torch.Tensor:

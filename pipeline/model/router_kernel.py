@@ -1,22 +1,23 @@
-"""The router's arithmetic with hand-written backward passes: big batched matmuls, few passes over (C, hV, .) data.
+"""The router's arithmetic with hand-written backward passes: large matmuls, few passes over (h, V, C, B) data.
 
-    gram = OutputGram.apply(values, out_weight, heads)            # (C, hV, hV): class side, once per step or run
-    sim, weights = RoutedCosine.apply(queries_and_image_out, image_feats, keys_values, gram, bias_dot, out_bias,
-                                      valid, dropout, training, heads)    # (C, B) cosines, (V, C, B) weights
+    sim, weights = RouterStep.apply(query_image, image_feats, keys_values, out_weight, out_bias, valid,
+                                    dropout, training, heads, classes)      # training: both sides, one backward
+    gram, bias_dot, _ = class_forward(keys_values, out_weight, out_bias, heads, classes)   # frozen: once per run
+    sim, weights = RoutedCosine.apply(query_image, image_feats, keys_values, gram, bias_dot, out_bias, valid,
+                                      0.0, False, heads)                    # then per batch: the image side only
 
-Notation: B images, C classes, V descriptions per class, h heads of width e, d = h e. Class-side rows are ordered
-(v, c) (description-major), so scores come out of one batched matmul as (h, V, C, B) with the image index
-innermost: the softmax over V, the dot products and the layout change to (C, hV, B) all move runs of B floats.
-
-For image b and class c (a = attention weights after dropout, (h, V) per pair, flattened to hV):
+Notation: B images, C classes, V descriptions per class, h heads of width e, d = h e. Inputs: query_image (B, 2d)
+= [scaled queries | W_out^T f] per image, keys_values (VC, 2d) the key and value projections of every description
+with rows ordered (v, c), valid (C, 1, V, 1) or None. Outputs: sim (C, B) = cos(f_b, x_bc) and weights (C, V, B),
+the head-averaged attention weights before dropout. With a = the attention weights after dropout, (h, V) per pair:
     x_bc = sum_{h,v} a_bchv u_chv + out_bias,   u_chv = W_out[:, h] value_chv        (output projection folded in)
     f . x_bc = sum_{h,v} a_bchv (W_out[:, h]^T f_b) . value_chv + f . out_bias
     |x_bc|^2 = a^T G_c a + 2 a . (u_c out_bias) + |out_bias|^2,   G_c = u_c u_c^T (hV x hV, symmetric)
-so sim = cos(f_b, x_bc) needs no (B, C, d) tensor. The backward reuses what the forward kept (G a, a, the
-probabilities) and exploits the symmetry of G (d(a^T G a)/da = 2 G a; dG is symmetric, so du = 2 dG u).
-FLOPs per call (multiply-adds x 2): forward 2 x 2 h B V C e (scores and f . u) + 2 C B (hV)^2 (G a); backward
-twice the score matmuls + 2 C B (hV)^2 (dG); OutputGram: forward 2 C V h e d (u) + 2 C (hV)^2 d (G), backward
-2 C (hV)^2 d (dG u) + 2 x 2 C V h e d (d values, d W_out).
+so no (B, C, d) tensor is made. The scores are written by one (C, e) @ (e, B) matmul per (head, description) straight
+into a (C, h, V, B) layout: the softmax over V, the sums and G a then work on contiguous data, with no transposes
+(on CPU these matmuls also run faster than one batched matmul per head). The backward
+reuses what the forward kept (G a + u out_bias, a, the probabilities) and the symmetry of G (d(a^T G a)/da = 2 G a;
+dG is symmetric, so du = 2 dG u). Matmul FLOPs (2 x multiply-adds) are counted in benchmarks/router.py.
 """
 from __future__ import annotations
 
@@ -25,121 +26,217 @@ import torch
 EPS = 1e-8  # floor on vector norms in cosines, as in F.cosine_similarity
 
 
-class OutputGram(torch.autograd.Function):
-    """G_c = u_c u_c^T (C, hV, hV), rows ordered (h, v), of u_chv = W_out[:, h] value_chv; u is kept for backward.
+CHUNK_BYTES = 16 * 2 ** 20
+"""The output-projected values u of this many bytes' worth of classes are made at a time (one tensor per chunk):
+blocks of this size stay in the cache and come from the allocator's heap; one tensor for all classes would be
+mapped fresh from the OS (page faults) at every step."""
 
-    values (VC, h, e) rows ordered (v, c), out_weight (d, d) -> gram (C, hV, hV).
-    """
+
+def class_forward(keys_values, out_weight, out_bias, heads: int, classes: int):
+    """gram (C, hV, hV) rows ordered (h, v), bias_dot (C, hV) = u . out_bias, and what the backward needs."""
+    rows, dim = len(keys_values), out_weight.shape[0]
+    views, width = rows // classes, dim // heads
+    values = keys_values[:, dim:].view(views, classes, heads, width)  # (V, C, h, e)
+    head_weight = _per_head(out_weight, heads).transpose(1, 2)  # (h, e, d): W_out[:, h]^T
+    gram = keys_values.new_empty(classes, heads * views, heads * views)
+    outputs = []  # u per chunk of classes: (h, V * c, d)
+    for start, stop in _chunks(classes, heads * views * dim * values.element_size()):
+        part = values[:, start:stop]  # (V, c, h, e)
+        chunk = keys_values.new_empty(heads, part.shape[0] * part.shape[1], dim)
+        for head in range(heads):
+            torch.mm(part[:, :, head].reshape(-1, width), head_weight[head], out=chunk[head])
+        by_class = chunk.view(heads * views, stop - start, dim).transpose(0, 1)  # (c, hV, d), a strided view
+        torch.bmm(by_class, by_class.transpose(1, 2), out=gram[start:stop])
+        outputs.append(chunk)
+    bias_out = (out_bias @ out_weight).view(heads, width)  # W_out[:, h]^T out_bias, (h, e)
+    bias_dot = (values * bias_out).sum(-1)  # (V, C, h)
+    bias_dot = bias_dot.permute(1, 2, 0).reshape(classes, heads * views)
+    return gram, bias_dot, (values, bias_out, *outputs)
+
+
+def class_backward(saved, out_weight, out_bias, grad_gram, grad_bias_dot, grad_keys_values, heads: int):
+    """Adds d/d values into grad_keys_values[:, d:] in place; returns (grad out_weight, grad out_bias)."""
+    values, bias_out, *outputs = saved
+    (views, classes, _, width), slots, dim = values.shape, grad_gram.shape[1], out_weight.shape[0]
+    grad_values = grad_keys_values[:, dim:].view(values.shape)  # (V, C, h, e)
+    weight = _per_head(out_weight, heads)  # (h, d, e)
+    slot_weight = weight[:, None].expand(heads, views, dim, width).reshape(slots, dim, width)
+    symmetric = grad_gram + grad_gram.transpose(1, 2)  # (C, hV, hV)
+    grad_weight = out_weight.new_zeros(slots, dim, width)
+    for (start, stop), chunk in zip(_chunks(classes, slots * dim * values.element_size()), outputs):
+        by_class = chunk.view(slots, stop - start, dim).transpose(0, 1)  # (c, hV, d)
+        per_slot = torch.bmm(symmetric[start:stop], by_class).transpose(0, 1)  # (hV, c, d): du
+        part = torch.bmm(per_slot, slot_weight).view(heads, views, stop - start, width)  # d values
+        grad_values[:, start:stop] += part.permute(1, 2, 0, 3)
+        slot_values = values[:, start:stop].permute(2, 0, 1, 3).reshape(slots, stop - start, width)
+        grad_weight.baddbmm_(per_slot.transpose(1, 2), slot_values)
+    grad_weight = grad_weight.view(heads, views, dim, width).sum(1).transpose(0, 1).reshape(dim, dim)
+    grad_dot = grad_bias_dot.view(classes, heads, views).permute(2, 0, 1)[..., None]  # (V, C, h, 1)
+    grad_values += grad_dot * bias_out
+    grad_bias_out = (grad_dot * values).sum((0, 1)).reshape(dim)  # (d,)
+    return grad_weight + torch.outer(out_bias, grad_bias_out), out_weight @ grad_bias_out
+
+
+def _chunks(classes: int, bytes_per_class: int) -> list[tuple[int, int]]:
+    """(start, stop) ranges of classes, each at most CHUNK_BYTES of bytes_per_class (at least one class)."""
+    step = max(1, CHUNK_BYTES // bytes_per_class)
+    return [(start, min(start + step, classes)) for start in range(0, classes, step)]
+
+
+def image_forward(query_image, image_feats, keys_values, gram, bias_dot, out_bias, valid, dropout: float,
+                  training: bool, heads: int):
+    """sim (C, B), weights (C, V, B), and what the backward needs."""
+    batch, classes = len(query_image), gram.shape[0]
+    views = len(keys_values) // classes
+    scores, image_dot = _scores(keys_values, query_image, heads, classes)  # (C, h, V, B) each
+    if valid is not None:
+        scores.masked_fill_(~valid, float("-inf"))
+    probs = torch.softmax(scores, dim=2)  # over the V descriptions
+    keep = None
+    if training and dropout > 0:
+        keep = torch.empty_like(probs).bernoulli_(1 - dropout).div_(1 - dropout)  # (C, h, V, B)
+    mixing = probs * keep if keep is not None else probs
+    dot = (mixing * image_dot).sum((1, 2)) + image_feats @ out_bias  # (C, B): f . x_bc
+    mixing = mixing.view(classes, heads * views, batch)  # (C, hV, B)
+    half_grad = torch.bmm(gram, mixing).add_(bias_dot[..., None])  # (C, hV, B): G a + u . out_bias
+    sq_norm = (mixing * half_grad).sum(1) + (bias_dot[:, None] @ mixing)[:, 0] + out_bias @ out_bias  # (C, B)
+    routed_norm = sq_norm.clamp_min(0).sqrt().clamp_min(EPS)  # (C, B)
+    image_norm = image_feats.norm(dim=-1).clamp_min(EPS)  # (B,)
+    sim = dot / (routed_norm * image_norm)
+    saved = (query_image, image_feats, keys_values, out_bias, probs, keep, image_dot, mixing, half_grad, sq_norm,
+             routed_norm, image_norm, sim)
+    return sim, probs.mean(1), saved
+
+
+def image_backward(saved, grad_sim, grad_weights, heads: int):
+    """Gradients of (query_image, image_feats, keys_values, gram, bias_dot, out_bias) from those of sim, weights."""
+    (query_image, image_feats, keys_values, out_bias, probs, keep, image_dot, mixing, half_grad, sq_norm,
+     routed_norm, image_norm, sim) = saved
+    grad_sim = grad_sim if grad_sim is not None else torch.zeros_like(sim)
+    grad_dot = grad_sim / (routed_norm * image_norm)  # (C, B)
+    grad_sq = (-0.5 * grad_sim * sim / routed_norm ** 2).masked_fill_(sq_norm <= EPS ** 2, 0)  # where no floor acts
+    grad_image_norm = -(grad_sim * sim).sum(0) / image_norm  # (B,)
+    grad_feats = ((grad_image_norm / image_norm).masked_fill(image_norm <= EPS, 0)[:, None] * image_feats
+                  + grad_dot.sum(0)[:, None] * out_bias)
+    grad_out_bias = image_feats.t() @ grad_dot.sum(0) + 2 * grad_sq.sum() * out_bias
+    weighted = mixing * grad_sq[:, None, :]  # (C, hV, B)
+    grad_gram = torch.bmm(weighted, mixing.transpose(1, 2))  # (C, hV, hV)
+    grad_bias_dot = 2 * weighted.sum(-1)  # (C, hV)
+    classes, heads, views, batch = probs.shape
+    grad_scores, grad_image_dot = (probs.new_empty(heads, views, classes, batch) for _ in range(2))  # (VC, B) per head
+    per_pair = grad_dot[:, None, None, :]  # (C, 1, 1, B)
+    torch.mul(mixing.view(probs.shape), per_pair, out=grad_image_dot.permute(2, 0, 1, 3))  # written as (C, h, V, B)
+    grad_probs = torch.addcmul((half_grad * (2 * grad_sq[:, None, :])).view(probs.shape), image_dot, per_pair)
+    if keep is not None:
+        grad_probs *= keep
+    if grad_weights is not None:
+        grad_probs += grad_weights[:, None] / heads
+    grad_probs -= (probs * grad_probs).sum(2, keepdim=True)
+    torch.mul(probs, grad_probs, out=grad_scores.permute(2, 0, 1, 3))  # softmax backward; 0 where masked (probs = 0)
+    grad_query_image, grad_keys_values = _scores_backward(grad_scores, grad_image_dot, keys_values, query_image,
+                                                          heads)
+    return grad_query_image, grad_feats, grad_keys_values, grad_gram, grad_bias_dot, grad_out_bias
+
+
+class RouterStep(torch.autograd.Function):
+    """Both sides in one autograd node (training): one gradient for keys_values, no intermediate graph."""
 
     @staticmethod
-    def forward(ctx, values: torch.Tensor, out_weight: torch.Tensor, classes: int):
-        rows, heads, width = values.shape
-        views = rows // classes
-        outputs = torch.bmm(values.transpose(0, 1), _per_head(out_weight, heads).transpose(1, 2))  # (h, VC, d)
-        by_class = outputs.view(heads * views, classes, -1).transpose(0, 1)  # (C, hV, d), a strided view
-        ctx.save_for_backward(values, out_weight, outputs)
-        ctx.classes = classes
-        return torch.bmm(by_class, by_class.transpose(1, 2))
+    def forward(ctx, query_image, image_feats, keys_values, out_weight, out_bias, valid, dropout: float,
+                training: bool, heads: int, classes: int):
+        gram, bias_dot, class_saved = class_forward(keys_values, out_weight, out_bias, heads, classes)
+        sim, weights, image_saved = image_forward(query_image, image_feats, keys_values, gram, bias_dot, out_bias,
+                                                  valid, dropout, training, heads)
+        _save(ctx, out_weight, *image_saved, *class_saved)
+        ctx.heads, ctx.image_count = heads, len(image_saved)
+        return sim, weights
 
     @staticmethod
-    def backward(ctx, grad_gram: torch.Tensor):
-        values, out_weight, outputs = ctx.saved_tensors
-        rows, heads, width = values.shape
-        classes, views = ctx.classes, rows // ctx.classes
-        by_class = outputs.view(heads * views, classes, -1).transpose(0, 1)  # (C, hV, d)
-        grad_outputs = torch.bmm(grad_gram + grad_gram.transpose(1, 2), by_class)  # (C, hV, d)
-        per_slot = grad_outputs.transpose(0, 1)  # (hV, C, d): one (C, d) matrix per (head, description) slot
-        weight = _per_head(out_weight, heads)  # (h, d, e)
-        slot_weight = weight[:, None].expand(heads, views, *weight.shape[1:]).reshape(heads * views, -1, width)
-        grad_values = torch.bmm(per_slot, slot_weight)  # (hV, C, e)
-        grad_values = grad_values.view(heads, views, classes, width).permute(1, 2, 0, 3).reshape(rows, heads, width)
-        slot_values = values.view(views, classes, heads, width).permute(2, 0, 1, 3).reshape(heads * views, classes,
-                                                                                           width)  # (hV, C, e)
-        grad_weight = torch.bmm(per_slot.transpose(1, 2), slot_values)  # (hV, d, e)
-        grad_weight = grad_weight.view(heads, views, -1, width).sum(1).transpose(0, 1).reshape(out_weight.shape)
-        return grad_values, grad_weight, None
+    def backward(ctx, grad_sim, grad_weights):
+        out_weight, *saved = _saved(ctx)
+        image_saved, class_saved = saved[:ctx.image_count], saved[ctx.image_count:]
+        out_bias = image_saved[3]
+        grad_query, grad_feats, grad_keys_values, grad_gram, grad_bias_dot, grad_out_bias = image_backward(
+            image_saved, grad_sim, grad_weights, ctx.heads)
+        grad_out_weight, grad_bias_more = class_backward(class_saved, out_weight, out_bias, grad_gram, grad_bias_dot,
+                                                         grad_keys_values, ctx.heads)
+        return (grad_query, grad_feats, grad_keys_values, grad_out_weight, grad_out_bias + grad_bias_more,
+                None, None, None, None, None)
+
+
+class RoutedCosine(torch.autograd.Function):
+    """The image side alone, on a class side computed beforehand (`class_forward`): per batch of a frozen model."""
+
+    @staticmethod
+    def forward(ctx, query_image, image_feats, keys_values, gram, bias_dot, out_bias, valid, dropout: float,
+                training: bool, heads: int):
+        sim, weights, saved = image_forward(query_image, image_feats, keys_values, gram, bias_dot, out_bias, valid,
+                                            dropout, training, heads)
+        _save(ctx, *saved)
+        ctx.heads = heads
+        return sim, weights
+
+    @staticmethod
+    def backward(ctx, grad_sim, grad_weights):
+        return (*image_backward(_saved(ctx), grad_sim, grad_weights, ctx.heads), None, None, None, None)
+
+
+def _save(ctx, *tensors) -> None:
+    """save_for_backward with None entries allowed (no dropout: no mask); unused outputs get no zero gradient."""
+    ctx.save_for_backward(*[t for t in tensors if t is not None])
+    ctx.missing = [index for index, t in enumerate(tensors) if t is None]
+    ctx.set_materialize_grads(False)
+
+
+def _saved(ctx) -> list:
+    saved = list(ctx.saved_tensors)
+    for index in ctx.missing:
+        saved.insert(index, None)
+    return saved
+
+
+def _matmul_each(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """torch.bmm for a few large matrices (one per head) as one torch.mm each: on CPU ~1.5x faster than bmm for
+    these shapes (inner size e = 64), same result. (n, p, q) @ (n, q, r) -> (n, p, r)."""
+    out = first.new_empty(len(first), first.shape[1], second.shape[2])
+    for index in range(len(first)):
+        torch.mm(first[index], second[index], out=out[index])
+    return out
+
+
+def _scores(keys_values, query_image, heads: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """q . k and (W_out[:, h]^T f) . value per (class, head, description, image): two (C, h, V, B), written by one
+    (C, e) @ (e, B) matmul per (key or value head, description) straight into that layout."""
+    rows, batch = len(keys_values), len(query_image)
+    views = rows // classes
+    by_slot = keys_values.view(views, classes, 2 * heads, -1)  # (V, C, 2h, e)
+    columns = _head_cols(query_image, heads)  # (2h, e, B)
+    out = [keys_values.new_empty(classes, heads, views, batch) for _ in range(2)]  # separate: under 32 MB each
+    for head in range(2 * heads):
+        for view in range(views):
+            torch.mm(by_slot[view, :, head], columns[head], out=out[head // heads][:, head % heads, view])
+    return out[0], out[1]
+
+
+def _scores_backward(grad_scores, grad_image_dot, keys_values, query_image, heads: int):
+    """Gradients of query_image (B, 2d) and keys_values (VC, 2d) from those of `_scores`, each laid out (h, V, C, B):
+    one (e, VC) @ (VC, B) and one (VC, B) @ (B, e) matmul per key or value head."""
+    grads = [grad.view(heads, len(keys_values), -1) for grad in (grad_scores, grad_image_dot)]  # (h, VC, B) each
+    key_heads = keys_values.view(len(keys_values), 2 * heads, -1)  # (VC, 2h, e)
+    columns = _head_cols(query_image, heads)  # (2h, e, B)
+    grad_columns = torch.empty_like(columns)
+    grad_keys_values = torch.empty_like(keys_values)
+    grad_key_heads = grad_keys_values.view(key_heads.shape)
+    for head in range(2 * heads):
+        grad = grads[head // heads][head % heads]  # (VC, B), rows (v, c) as in keys_values
+        torch.mm(key_heads[:, head].t(), grad, out=grad_columns[head])
+        torch.mm(grad, columns[head].t(), out=grad_key_heads[:, head])
+    return grad_columns.permute(2, 0, 1).reshape(query_image.shape), grad_keys_values
 
 
 def _per_head(out_weight: torch.Tensor, heads: int) -> torch.Tensor:
     """W_out (d, d) -> its column blocks (h, d, e): W_out[:, h]."""
     return out_weight.view(out_weight.shape[0], heads, -1).transpose(0, 1)
-
-
-class RoutedCosine(torch.autograd.Function):
-    """cos(f_b, x_bc) and the head-averaged attention weights, from the class side and the image side.
-
-    query_image (B, 2d): [scaled queries | W_out^T f] per image; image_feats (B, d); keys_values (VC, 2d) rows
-    (v, c); gram (C, hV, hV); bias_dot (C, hV) = u . out_bias; out_bias (d,); valid (V, C, 1) bool or None ->
-    sim (C, B), weights (V, C, B) (before dropout). All floating inputs share one dtype (float32 or float64).
-    """
-
-    @staticmethod
-    def forward(ctx, query_image, image_feats, keys_values, gram, bias_dot, out_bias, valid, dropout: float,
-                training: bool, heads: int):
-        batch, classes = len(query_image), gram.shape[0]
-        views = len(keys_values) // classes
-        paired = torch.bmm(_head_rows(keys_values, heads), _head_cols(query_image, heads))  # (2h, VC, B)
-        scores, image_dot = paired.view(2, heads, views, classes, batch).unbind(0)  # (h, V, C, B) each
-        if valid is not None:
-            scores.masked_fill_(~valid, float("-inf"))
-        probs = scores.sub_(scores.amax(1, keepdim=True)).exp_()
-        probs /= probs.sum(1, keepdim=True)  # softmax over the V descriptions, in place
-        keep = None
-        if training and dropout > 0:
-            keep = torch.empty_like(probs).bernoulli_(1 - dropout).div_(1 - dropout)  # (h, V, C, B)
-        mixing = probs * keep if keep is not None else probs
-        dot = (mixing * image_dot).sum((0, 1)) + image_feats @ out_bias  # (C, B): f . x_bc
-        mixing = mixing.permute(2, 0, 1, 3).reshape(classes, heads * views, batch)  # (C, hV, B)
-        gram_mix = torch.bmm(gram, mixing)  # (C, hV, B): G a (G symmetric)
-        sq_norm = (mixing * (gram_mix + 2 * bias_dot[..., None])).sum(1) + out_bias @ out_bias  # (C, B)
-        routed_norm = sq_norm.clamp_min(0).sqrt().clamp_min(EPS)  # (C, B)
-        image_norm = image_feats.norm(dim=-1).clamp_min(EPS)  # (B,)
-        sim = dot / (routed_norm * image_norm)
-        ctx.save_for_backward(query_image, image_feats, keys_values, gram, bias_dot, out_bias, probs, keep,
-                              image_dot, mixing, gram_mix, sq_norm, routed_norm, image_norm, sim)
-        ctx.heads = heads
-        return sim, probs.mean(0)
-
-    @staticmethod
-    def backward(ctx, grad_sim, grad_weights):
-        (query_image, image_feats, keys_values, gram, bias_dot, out_bias, probs, keep, image_dot, mixing, gram_mix,
-         sq_norm, routed_norm, image_norm, sim) = ctx.saved_tensors
-        heads, (classes, slots, batch) = ctx.heads, mixing.shape
-        views = slots // heads
-        grad_sim = grad_sim if grad_sim is not None else torch.zeros_like(sim)
-        grad_dot = grad_sim / (routed_norm * image_norm)  # (C, B)
-        grad_sq = -grad_sim * sim / routed_norm / (2 * routed_norm)  # through |x| = sqrt(sq) ...
-        grad_sq = grad_sq.masked_fill_(sq_norm <= EPS ** 2, 0)  # ... where the floors are not active
-        grad_image_norm = -(grad_sim * sim).sum(0) / image_norm  # (B,)
-        grad_feats = ((grad_image_norm / image_norm).masked_fill(image_norm <= EPS, 0)[:, None] * image_feats
-                      + grad_dot.sum(0)[:, None] * out_bias)
-        grad_out_bias = image_feats.t() @ grad_dot.sum(0) + 2 * grad_sq.sum() * out_bias
-        weighted = mixing * grad_sq[:, None, :]  # (C, hV, B)
-        grad_gram = torch.bmm(weighted, mixing.transpose(1, 2))  # (C, hV, hV)
-        grad_bias_dot = 2 * weighted.sum(-1)  # (C, hV)
-        grad_mixing = (2 * grad_sq[:, None, :]) * (gram_mix + bias_dot[..., None])  # (C, hV, B)
-        grad_mixing = grad_mixing.view(classes, heads, views, batch).permute(1, 2, 0, 3)  # (h, V, C, B)
-        grad_mixing = grad_mixing + grad_dot * image_dot
-        grad_paired = torch.empty(2, heads, views, classes, batch, dtype=probs.dtype, device=probs.device)
-        torch.mul(mixing.view(classes, heads, views, batch).permute(1, 2, 0, 3), grad_dot, out=grad_paired[1])
-        grad_probs = grad_mixing * keep if keep is not None else grad_mixing
-        if grad_weights is not None:
-            grad_probs = grad_probs + grad_weights / heads
-        grad_probs -= (probs * grad_probs).sum(1, keepdim=True)
-        torch.mul(probs, grad_probs, out=grad_paired[0])  # softmax backward; 0 where masked (probs = 0)
-        grad_paired = grad_paired.view(2 * heads, views * classes, batch)
-        key_rows = _head_rows(keys_values, heads)  # (2h, VC, e)
-        grad_query_image = torch.bmm(key_rows.transpose(1, 2), grad_paired)  # (2h, e, B)
-        grad_query_image = grad_query_image.permute(2, 0, 1).reshape(query_image.shape)
-        grad_keys_values = torch.bmm(grad_paired, _head_cols(query_image, heads).transpose(1, 2))  # (2h, VC, e)
-        grad_keys_values = grad_keys_values.transpose(0, 1).reshape(keys_values.shape)
-        return (grad_query_image, grad_feats, grad_keys_values, grad_gram, grad_bias_dot, grad_out_bias,
-                None, None, None, None)
-
-
-def _head_rows(keys_values: torch.Tensor, heads: int) -> torch.Tensor:
-    """(VC, 2d) -> (2h, VC, e): key heads then value heads, each a strided (VC, e) matrix."""
-    return keys_values.view(len(keys_values), 2 * heads, -1).transpose(0, 1)
 
 
 def _head_cols(query_image: torch.Tensor, heads: int) -> torch.Tensor:

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config.model_params import ModelParams
+from pipeline.model import router_kernel
 from pipeline.model.inference import infer
 from pipeline.model.mdpr import MDPRModel
 from pipeline.model.router import Router, naive_router
-from pipeline.model.router_kernel import OutputGram, RoutedCosine
+from pipeline.model.router_kernel import RoutedCosine, RouterStep, class_forward
 
 B, C, V, D, HEADS = 3, 4, 3, 8, 2
 
@@ -18,26 +19,51 @@ def _tensor(*shape, seed):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def test_output_gram_gradients():
-    values = _tensor(V * C, HEADS, D // HEADS, seed=0).requires_grad_(True)
-    out_weight = _tensor(D, D, seed=1).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda v, w: OutputGram.apply(v, w, C), (values, out_weight))
+def _valid():
+    valid = torch.rand(C, 1, V, 1, generator=torch.Generator().manual_seed(8)) > 0.3
+    valid[:, :, 0] = True  # every class keeps a valid description
+    return valid
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
-def test_routed_cosine_gradients_with_mask_and_dropout(dropout):
+@pytest.mark.parametrize("chunked", [False, True])
+def test_router_step_gradients_with_mask_and_dropout(dropout, chunked, monkeypatch):
+    if chunked:  # the class side in chunks of one class (several chunks, as at C = 1000 with real widths)
+        monkeypatch.setattr(router_kernel, "CHUNK_BYTES", 2 * HEADS * V * D * 8 - 1)
+    inputs = (_tensor(B, 2 * D, seed=3), _tensor(B, D, seed=4), _tensor(V * C, 2 * D, seed=5), _tensor(D, D, seed=1),
+              _tensor(D, seed=7))
+
+    def step(*args):
+        torch.manual_seed(9)  # the same dropout mask at every call of gradcheck
+        return RouterStep.apply(*args, _valid(), dropout, True, HEADS, C)
+
+    assert torch.autograd.gradcheck(step, tuple(t.requires_grad_(True) for t in inputs))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_image_side_gradients_with_mask_and_dropout(dropout):
     gram_rows = _tensor(C, HEADS * V, D, seed=2)
     inputs = (_tensor(B, 2 * D, seed=3), _tensor(B, D, seed=4), _tensor(V * C, 2 * D, seed=5),
               gram_rows @ gram_rows.transpose(1, 2), _tensor(C, HEADS * V, seed=6), _tensor(D, seed=7))
-    valid = torch.rand(V, C, 1, generator=torch.Generator().manual_seed(8)) > 0.3
-    valid[0] = True  # every class keeps a valid description
 
     def routed(*args):
-        torch.manual_seed(9)  # the same dropout mask at every call of gradcheck
-        sim, weights = RoutedCosine.apply(*args, valid, dropout, True, HEADS)
-        return sim, weights
+        torch.manual_seed(9)
+        return RoutedCosine.apply(*args, _valid(), dropout, True, HEADS)
 
     assert torch.autograd.gradcheck(routed, tuple(t.requires_grad_(True) for t in inputs))
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_class_side_matches_its_definition(chunked, monkeypatch):
+    if chunked:
+        monkeypatch.setattr(router_kernel, "CHUNK_BYTES", HEADS * V * D * 8)  # one class per chunk
+    keys_values, out_weight, out_bias = _tensor(V * C, 2 * D, seed=5), _tensor(D, D, seed=1), _tensor(D, seed=7)
+    gram, bias_dot, _ = class_forward(keys_values, out_weight, out_bias, HEADS, C)
+    values = keys_values[:, D:].view(V, C, HEADS, D // HEADS)  # rows (v, c)
+    outputs = torch.einsum("vche,dhe->chvd", values, out_weight.view(D, HEADS, D // HEADS))  # (C, h, V, d): u
+    outputs = outputs.reshape(C, HEADS * V, D)
+    torch.testing.assert_close(gram, outputs @ outputs.transpose(1, 2))
+    torch.testing.assert_close(bias_dot, outputs @ out_bias)
 
 
 def test_router_with_precomputed_class_side_equals_full_forward():
