@@ -34,7 +34,7 @@ class ClassSide:
     keys_values: torch.Tensor       # (VC, 2d) key and value projections of every description, float32 or wider
     gram: torch.Tensor              # (C, hV, hV) Gram matrix of each class's output-projected values u_chv
     bias_dot: torch.Tensor          # (C, hV) u_chv . out_bias
-    valid: torch.Tensor | None      # (C, 1, V, 1) True = a valid description
+    valid: torch.Tensor | None      # (V, C, 1) True = a valid description
 
 
 class Router(nn.Module):
@@ -108,15 +108,15 @@ class Router(nn.Module):
             else:
                 sim, weights = RoutedCosine.apply(query_image, feats, keys_values, side.gram, side.bias_dot,
                                                   out_bias, valid, self.dropout, self.training, self.heads)
-        return sim.t(), weights.permute(2, 0, 1)  # (C, B) -> (B, C); (C, V, B) -> (B, C, V)
+        return sim.t(), weights.permute(2, 1, 0)  # (C, B) -> (B, C); (V, C, B) -> (B, C, V)
 
     def _keys_values(self, library_feats: torch.Tensor, mask: torch.Tensor | None):
         """Key and value projections of every description (VC, 2d), rows ordered (v, c), at least float32; the
-        mask as (C, 1, V, 1). Under bf16 autocast the projection itself runs in bf16."""
+        mask as (V, C, 1). Under bf16 autocast the projection itself runs in bf16."""
         classes, views, dim = library_feats.shape
         rows = library_feats.transpose(0, 1).reshape(views * classes, dim)  # (VC, d), description-major
         keys_values = F.linear(rows, self.attn.in_proj_weight[dim:], self.attn.in_proj_bias[dim:])  # (VC, 2d)
-        valid = None if mask is None else mask.to(library_feats.device)[:, None, :, None]  # (C, 1, V, 1)
+        valid = None if mask is None else mask.t().to(library_feats.device)[..., None]  # (V, C, 1)
         return _at_least_float32(keys_values), valid
 
     def _out_projection(self, dtype: torch.dtype):

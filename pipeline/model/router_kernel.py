@@ -8,14 +8,15 @@
 
 Notation: B images, C classes, V descriptions per class, h heads of width e, d = h e. Inputs: query_image (B, 2d)
 = [scaled queries | W_out^T f] per image, keys_values (VC, 2d) the key and value projections of every description
-with rows ordered (v, c), valid (C, 1, V, 1) or None. Outputs: sim (C, B) = cos(f_b, x_bc) and weights (C, V, B),
+with rows ordered (v, c), valid (V, C, 1) or None. Outputs: sim (C, B) = cos(f_b, x_bc) and weights (V, C, B),
 the head-averaged attention weights before dropout. With a = the attention weights after dropout, (h, V) per pair:
     x_bc = sum_{h,v} a_bchv u_chv + out_bias,   u_chv = W_out[:, h] value_chv        (output projection folded in)
     f . x_bc = sum_{h,v} a_bchv (W_out[:, h]^T f_b) . value_chv + f . out_bias
     |x_bc|^2 = a^T G_c a + 2 a . (u_c out_bias) + |out_bias|^2,   G_c = u_c u_c^T (hV x hV, symmetric)
-so no (B, C, d) tensor is made. The scores are written by one (C, e) @ (e, B) matmul per (head, description) straight
-into a (C, h, V, B) layout: the softmax over V, the sums and G a then work on contiguous data, with no transposes
-(on CPU these matmuls also run faster than one batched matmul per head). The backward
+so no (B, C, d) tensor is made. Description-major rows put the image index innermost in every (h, V, C, B) tensor:
+the softmax over V, the sums and the one layout change to (C, hV, B) (for G a) move contiguous runs of B floats.
+Per-head products are batched matmuls (one call each: steadier than loops of small calls when threads are
+contended), and no tensor is large enough to be mapped fresh from the OS at every step. The backward
 reuses what the forward kept (G a + u out_bias, a, the probabilities) and the symmetry of G (d(a^T G a)/da = 2 G a;
 dG is symmetric, so du = 2 dG u). Matmul FLOPs (2 x multiply-adds) are counted in benchmarks/router.py.
 """
@@ -41,10 +42,8 @@ def class_forward(keys_values, out_weight, out_bias, heads: int, classes: int):
     gram = keys_values.new_empty(classes, heads * views, heads * views)
     outputs = []  # u per chunk of classes: (h, V * c, d)
     for start, stop in _chunks(classes, heads * views * dim * values.element_size()):
-        part = values[:, start:stop]  # (V, c, h, e)
-        chunk = keys_values.new_empty(heads, part.shape[0] * part.shape[1], dim)
-        for head in range(heads):
-            torch.mm(part[:, :, head].reshape(-1, width), head_weight[head], out=chunk[head])
+        part = values[:, start:stop].permute(2, 0, 1, 3).reshape(heads, -1, width)  # (h, V c, e), a small copy
+        chunk = torch.bmm(part, head_weight)  # (h, V c, d)
         by_class = chunk.view(heads * views, stop - start, dim).transpose(0, 1)  # (c, hV, d), a strided view
         torch.bmm(by_class, by_class.transpose(1, 2), out=gram[start:stop])
         outputs.append(chunk)
@@ -85,19 +84,21 @@ def _chunks(classes: int, bytes_per_class: int) -> list[tuple[int, int]]:
 
 def image_forward(query_image, image_feats, keys_values, gram, bias_dot, out_bias, valid, dropout: float,
                   training: bool, heads: int):
-    """sim (C, B), weights (C, V, B), and what the backward needs."""
+    """sim (C, B), weights (V, C, B), and what the backward needs."""
     batch, classes = len(query_image), gram.shape[0]
     views = len(keys_values) // classes
-    scores, image_dot = _scores(keys_values, query_image, heads, classes)  # (C, h, V, B) each
+    key_rows, columns = _head_rows(keys_values, heads), _head_cols(query_image, heads)  # (2h, VC, e), (2h, e, B)
+    scores, image_dot = (torch.bmm(key_rows[part], columns[part]).view(heads, views, classes, batch)
+                         for part in (slice(0, heads), slice(heads, None)))  # (h, V, C, B): q . k, (W_out^T f) . v
     if valid is not None:
         scores.masked_fill_(~valid, float("-inf"))
-    probs = torch.softmax(scores, dim=2)  # over the V descriptions
+    probs = torch.softmax(scores, dim=1)  # over the V descriptions
     keep = None
     if training and dropout > 0:
-        keep = torch.empty_like(probs).bernoulli_(1 - dropout).div_(1 - dropout)  # (C, h, V, B)
+        keep = torch.empty_like(probs).bernoulli_(1 - dropout).div_(1 - dropout)  # (h, V, C, B)
     mixing = probs * keep if keep is not None else probs
-    dot = (mixing * image_dot).sum((1, 2)) + image_feats @ out_bias  # (C, B): f . x_bc
-    mixing = mixing.view(classes, heads * views, batch)  # (C, hV, B)
+    dot = (mixing * image_dot).sum((0, 1)) + image_feats @ out_bias  # (C, B): f . x_bc
+    mixing = mixing.permute(2, 0, 1, 3).reshape(classes, heads * views, batch)  # (C, hV, B)
     half_grad = torch.bmm(gram, mixing).add_(bias_dot[..., None])  # (C, hV, B): G a + u . out_bias
     sq_norm = (mixing * half_grad).sum(1) + (bias_dot[:, None] @ mixing)[:, 0] + out_bias @ out_bias  # (C, B)
     routed_norm = sq_norm.clamp_min(0).sqrt().clamp_min(EPS)  # (C, B)
@@ -105,13 +106,14 @@ def image_forward(query_image, image_feats, keys_values, gram, bias_dot, out_bia
     sim = dot / (routed_norm * image_norm)
     saved = (query_image, image_feats, keys_values, out_bias, probs, keep, image_dot, mixing, half_grad, sq_norm,
              routed_norm, image_norm, sim)
-    return sim, probs.mean(1), saved
+    return sim, probs.mean(0), saved
 
 
 def image_backward(saved, grad_sim, grad_weights, heads: int):
     """Gradients of (query_image, image_feats, keys_values, gram, bias_dot, out_bias) from those of sim, weights."""
     (query_image, image_feats, keys_values, out_bias, probs, keep, image_dot, mixing, half_grad, sq_norm,
      routed_norm, image_norm, sim) = saved
+    heads, views, classes, batch = probs.shape
     grad_sim = grad_sim if grad_sim is not None else torch.zeros_like(sim)
     grad_dot = grad_sim / (routed_norm * image_norm)  # (C, B)
     grad_sq = (-0.5 * grad_sim * sim / routed_norm ** 2).masked_fill_(sq_norm <= EPS ** 2, 0)  # where no floor acts
@@ -122,19 +124,23 @@ def image_backward(saved, grad_sim, grad_weights, heads: int):
     weighted = mixing * grad_sq[:, None, :]  # (C, hV, B)
     grad_gram = torch.bmm(weighted, mixing.transpose(1, 2))  # (C, hV, hV)
     grad_bias_dot = 2 * weighted.sum(-1)  # (C, hV)
-    classes, heads, views, batch = probs.shape
-    grad_scores, grad_image_dot = (probs.new_empty(heads, views, classes, batch) for _ in range(2))  # (VC, B) per head
-    per_pair = grad_dot[:, None, None, :]  # (C, 1, 1, B)
-    torch.mul(mixing.view(probs.shape), per_pair, out=grad_image_dot.permute(2, 0, 1, 3))  # written as (C, h, V, B)
-    grad_probs = torch.addcmul((half_grad * (2 * grad_sq[:, None, :])).view(probs.shape), image_dot, per_pair)
+    grad_image_dot = mixing.view(classes, heads, views, batch).permute(1, 2, 0, 3) * grad_dot  # (h, V, C, B)
+    grad_probs = (image_dot * grad_dot).addcmul_(half_grad.view(classes, heads, views, batch).permute(1, 2, 0, 3),
+                                                 2 * grad_sq)  # (h, V, C, B)
     if keep is not None:
         grad_probs *= keep
     if grad_weights is not None:
-        grad_probs += grad_weights[:, None] / heads
-    grad_probs -= (probs * grad_probs).sum(2, keepdim=True)
-    torch.mul(probs, grad_probs, out=grad_scores.permute(2, 0, 1, 3))  # softmax backward; 0 where masked (probs = 0)
-    grad_query_image, grad_keys_values = _scores_backward(grad_scores, grad_image_dot, keys_values, query_image,
-                                                          heads)
+        grad_probs += grad_weights / heads
+    grad_probs -= (probs * grad_probs).sum(1, keepdim=True)
+    grad_scores = grad_probs.mul_(probs)  # softmax backward; 0 where masked (probs = 0)
+    key_rows, columns = _head_rows(keys_values, heads), _head_cols(query_image, heads)  # (2h, VC, e), (2h, e, B)
+    grad_columns = torch.empty_like(columns)  # (2h, e, B)
+    grad_keys_values = torch.empty_like(keys_values)  # (VC, 2d)
+    for part, grad in ((slice(0, heads), grad_scores), (slice(heads, None), grad_image_dot)):
+        grad = grad.view(heads, views * classes, batch)  # (h, VC, B)
+        torch.bmm(key_rows[part].transpose(1, 2), grad, out=grad_columns[part])
+        _head_rows(grad_keys_values, heads)[part].copy_(torch.bmm(grad, columns[part].transpose(1, 2)))
+    grad_query_image = grad_columns.permute(2, 0, 1).reshape(query_image.shape)
     return grad_query_image, grad_feats, grad_keys_values, grad_gram, grad_bias_dot, grad_out_bias
 
 
@@ -195,48 +201,14 @@ def _saved(ctx) -> list:
     return saved
 
 
-def _matmul_each(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """torch.bmm for a few large matrices (one per head) as one torch.mm each: on CPU ~1.5x faster than bmm for
-    these shapes (inner size e = 64), same result. (n, p, q) @ (n, q, r) -> (n, p, r)."""
-    out = first.new_empty(len(first), first.shape[1], second.shape[2])
-    for index in range(len(first)):
-        torch.mm(first[index], second[index], out=out[index])
-    return out
-
-
-def _scores(keys_values, query_image, heads: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """q . k and (W_out[:, h]^T f) . value per (class, head, description, image): two (C, h, V, B), written by one
-    (C, e) @ (e, B) matmul per (key or value head, description) straight into that layout."""
-    rows, batch = len(keys_values), len(query_image)
-    views = rows // classes
-    by_slot = keys_values.view(views, classes, 2 * heads, -1)  # (V, C, 2h, e)
-    columns = _head_cols(query_image, heads)  # (2h, e, B)
-    out = [keys_values.new_empty(classes, heads, views, batch) for _ in range(2)]  # separate: under 32 MB each
-    for head in range(2 * heads):
-        for view in range(views):
-            torch.mm(by_slot[view, :, head], columns[head], out=out[head // heads][:, head % heads, view])
-    return out[0], out[1]
-
-
-def _scores_backward(grad_scores, grad_image_dot, keys_values, query_image, heads: int):
-    """Gradients of query_image (B, 2d) and keys_values (VC, 2d) from those of `_scores`, each laid out (h, V, C, B):
-    one (e, VC) @ (VC, B) and one (VC, B) @ (B, e) matmul per key or value head."""
-    grads = [grad.view(heads, len(keys_values), -1) for grad in (grad_scores, grad_image_dot)]  # (h, VC, B) each
-    key_heads = keys_values.view(len(keys_values), 2 * heads, -1)  # (VC, 2h, e)
-    columns = _head_cols(query_image, heads)  # (2h, e, B)
-    grad_columns = torch.empty_like(columns)
-    grad_keys_values = torch.empty_like(keys_values)
-    grad_key_heads = grad_keys_values.view(key_heads.shape)
-    for head in range(2 * heads):
-        grad = grads[head // heads][head % heads]  # (VC, B), rows (v, c) as in keys_values
-        torch.mm(key_heads[:, head].t(), grad, out=grad_columns[head])
-        torch.mm(grad, columns[head].t(), out=grad_key_heads[:, head])
-    return grad_columns.permute(2, 0, 1).reshape(query_image.shape), grad_keys_values
-
-
 def _per_head(out_weight: torch.Tensor, heads: int) -> torch.Tensor:
     """W_out (d, d) -> its column blocks (h, d, e): W_out[:, h]."""
     return out_weight.view(out_weight.shape[0], heads, -1).transpose(0, 1)
+
+
+def _head_rows(keys_values: torch.Tensor, heads: int) -> torch.Tensor:
+    """(VC, 2d) -> (2h, VC, e): key heads then value heads, each a strided (VC, e) matrix."""
+    return keys_values.view(len(keys_values), 2 * heads, -1).transpose(0, 1)
 
 
 def _head_cols(query_image: torch.Tensor, heads: int) -> torch.Tensor:

@@ -20,8 +20,8 @@ def _tensor(*shape, seed):
 
 
 def _valid():
-    valid = torch.rand(C, 1, V, 1, generator=torch.Generator().manual_seed(8)) > 0.3
-    valid[:, :, 0] = True  # every class keeps a valid description
+    valid = torch.rand(V, C, 1, generator=torch.Generator().manual_seed(8)) > 0.3
+    valid[0] = True  # every class keeps a valid description
     return valid
 
 
