@@ -27,6 +27,7 @@ from pipeline.core.atomic import atomic_path, write_json
 from pipeline.core.errors import UserError
 from pipeline.data.images import ImageReader
 from pipeline.data.manifest import SPLITS
+from pipeline.features.gpu_decode import FileBytesRows, collate_items, decode_plan, say_fallback
 from pipeline.features.views import ViewTransform
 
 
@@ -75,6 +76,7 @@ class EmbedJob:
     progress: bool = True
     seed: int = 0
     label: str = "embed images"
+    decode: object = None  # a gpu_decode.DeviceJpegViews when JPEGs are decoded on the device (embed.decode: gpu)
 
     def done_until(self) -> int:
         """First row of this shard not yet encoded (chunks are contiguous from `start`)."""
@@ -89,13 +91,19 @@ class EmbedJob:
         first = self.done_until()
         if first >= stop:
             return
-        dataset = ImageRows(self.ids, self.reader, self.transform, first, stop, self.seed)
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_views,
+        if self.decode is None:
+            dataset, collate = ImageRows(self.ids, self.reader, self.transform, first, stop, self.seed), collate_views
+        else:
+            dataset = FileBytesRows(self.ids, self.decode.root, self.transform, first, stop, self.seed)
+            collate = collate_items
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate,
                             pin_memory=self.encoder.device.type == "cuda", persistent_workers=False)
         position = first
         with tqdm(total=stop - self.start, initial=first - self.start, unit="img", desc=self.label,
                   disable=not self.progress, mininterval=1.0) as bar:
             for images, errors in loader:
+                if self.decode is not None:  # (B', 1, 3, S, S) on the device
+                    images, errors = self.decode(images, errors, self.ids[position:position + len(errors)])
                 self._save_chunk(position, images, errors)
                 position += len(errors)
                 bar.update(len(errors))
@@ -142,7 +150,7 @@ def extra_views(split: str, embed_params: EmbedParams) -> str:
 def plan_jobs(rows: list[tuple[str, str, int]], dataset: DatasetParams, embed_params: EmbedParams,
               runtime: RuntimeParams, encoder, scratch: Path, rank: int, world: int):
     """One job per split present in the manifest (this rank's contiguous shard of it), and each split's labels."""
-    jobs, labels = {}, {}
+    jobs, labels, fallbacks = {}, {}, []
     image_size = json.loads(encoder.identity["image_size"])[0]
     for split in SPLITS:
         split_rows = [r for r in rows if r[0] == split]
@@ -150,11 +158,15 @@ def plan_jobs(rows: list[tuple[str, str, int]], dataset: DatasetParams, embed_pa
             continue
         ids = [image_id for _split, image_id, _label in split_rows]
         transform = ViewTransform(encoder.preprocess, image_size, extra_views(split, embed_params))
+        decode, fallback = decode_plan(embed_params, dataset, encoder.device, transform)
+        fallbacks.append(fallback)
         jobs[split] = EmbedJob(ids, ImageReader(dataset), encoder, transform, scratch / split, runtime.batch_size,
                                runtime.num_workers, embed_params.on_error, len(ids) * rank // world,
                                len(ids) * (rank + 1) // world, progress=rank == 0, seed=dataset.seed,
-                               label=f"embed {split}")
+                               label=f"embed {split}", decode=decode)
         labels[split] = [label for _split, _id, label in split_rows]
+    if rank == 0:
+        say_fallback(next((reason for reason in fallbacks if reason), None))
     return jobs, labels
 
 
