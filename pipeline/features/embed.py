@@ -25,9 +25,9 @@ from tqdm import tqdm
 from pipeline.config.data_params import DatasetParams, EmbedParams, RuntimeParams
 from pipeline.core.atomic import atomic_path, write_json
 from pipeline.core.errors import UserError
-from pipeline.data.images import ImageReader
+from pipeline.data.images import ImageReader, open_rgb
 from pipeline.data.manifest import SPLITS
-from pipeline.features.gpu_decode import FileBytesRows, collate_items, decode_plan, say_fallback
+from pipeline.features.gpu_decode import JPEG_MAGIC, collate_items, decode_plan, say_fallback
 from pipeline.features.views import ViewTransform
 
 
@@ -43,13 +43,31 @@ class ImageRows(Dataset):
 
     def __getitem__(self, offset: int):
         row = self.start + offset
-        image_id = self.ids[row]
         try:
-            image = self.reader(image_id)
-            image.load()
-            return self.transform(image, seed=(self.seed, row)), ""
+            return self._load(row), ""
         except Exception as err:  # noqa: BLE001 - any decoder failure is reported by name, never swallowed
-            return None, f"{image_id}: {type(err).__name__}: {str(err)[:160]}"
+            return None, f"{self.ids[row]}: {type(err).__name__}: {str(err)[:160]}"
+
+    def _load(self, row: int) -> torch.Tensor:
+        image = self.reader(self.ids[row])
+        image.load()
+        return self.transform(image, seed=(self.seed, row))
+
+
+class FileBytesRows(ImageRows):
+    """`embed.decode: gpu`: a JPEG file's raw bytes (1-D uint8, decoded later on the device); any other file as the
+    CPU view stack (1 + A, 3, S, S). Ids are paths relative to `root`."""
+
+    def __init__(self, ids: list[str], root: Path, transform, start: int, stop: int, seed: int = 0):
+        super().__init__(ids, None, transform, start, stop, seed)
+        self.root = Path(root)
+
+    def _load(self, row: int) -> torch.Tensor:
+        path = self.root / self.ids[row]
+        data = path.read_bytes()
+        if data[:2] == JPEG_MAGIC:
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        return self.transform(open_rgb(path), seed=(self.seed, row))
 
 
 def collate_views(batch):

@@ -1,7 +1,7 @@
 """`embed.decode: gpu`: JPEG files decoded on the CUDA device (torchvision.io.decode_jpeg, nvJPEG), resized there.
 
     decode, reason = decode_plan(embed_params, dataset_params, encoder.device, transform)  # None: on the CPU
-    rows = FileBytesRows(ids, decode.root, transform, start, stop, seed)  # DataLoader workers only read bytes
+    rows = embed.FileBytesRows(ids, decode.root, transform, start, stop, seed)  # workers only read file bytes
     views, errors = decode(items, errors, batch_ids)                  # (B', 1, 3, S, S) on the device
 
 DataLoader workers read each file's bytes; the device decodes a batch of JPEGs in one call and applies the encoder's
@@ -22,7 +22,7 @@ import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
-from pipeline.data.images import image_root, open_rgb
+from pipeline.data.images import image_root
 
 JPEG_MAGIC = b"\xff\xd8"
 
@@ -48,28 +48,6 @@ def say_fallback(reason: str | None) -> None:
     """The one stderr line of a run asked to decode on the GPU that decodes (some splits) on the CPU."""
     if reason:
         print(f"embed_images: embed.decode is gpu but {reason}; decoding on the CPU.", file=sys.stderr)
-
-
-class FileBytesRows(torch.utils.data.Dataset):
-    """Rows [start, stop) as raw JPEG bytes (1-D uint8), or as the CPU view stack (1 + A, 3, S, S) for other files."""
-
-    def __init__(self, ids: list[str], root: Path, transform, start: int, stop: int, seed: int = 0):
-        self.ids, self.root, self.transform = ids, Path(root), transform
-        self.start, self.stop, self.seed = start, stop, seed
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, offset: int):
-        row = self.start + offset
-        image_id = self.ids[row]
-        try:
-            data = (self.root / image_id).read_bytes()
-            if data[:2] == JPEG_MAGIC:
-                return torch.frombuffer(bytearray(data), dtype=torch.uint8), ""
-            return self.transform(open_rgb(self.root / image_id), seed=(self.seed, row)), ""
-        except Exception as err:  # noqa: BLE001 - reported by name, like the CPU path
-            return None, f"{image_id}: {type(err).__name__}: {str(err)[:160]}"
 
 
 def collate_items(batch):

@@ -6,8 +6,8 @@ from PIL import Image
 
 from pipeline.config.data_params import ClipParams, DatasetParams, EmbedParams
 from pipeline.features.clip import load_encoder
-from pipeline.features.embed import EmbedJob
-from pipeline.features.gpu_decode import DeviceJpegViews, FileBytesRows, collate_items, decode_plan, say_fallback
+from pipeline.features.embed import EmbedJob, FileBytesRows
+from pipeline.features.gpu_decode import DeviceJpegViews, collate_items, decode_plan, say_fallback
 from pipeline.features.views import ViewTransform
 
 
