@@ -9,9 +9,10 @@ sequences, with the same weights (fewer steps at large C: one step there takes t
 
 Achieved GFLOPS = the matmul FLOPs the project's formulation must do per step (`step_flops`, counted from the
 shapes: 2 x multiply-adds of every matrix product in the forward and the hand-written backward; elementwise work,
-softmax and reductions are not counted) / the step's time. The probe is a (2048 x 2048) @ (2048 x 2048) float32
-matmul timed between the router steps (same threads, same moment of a shared machine's load); "% of peak" is
-best step GFLOPS / best probe GFLOPS, and the same ratio of medians is printed beside it.
+softmax and reductions are not counted) / the step's time. The probe is float32 (2048 x 2048) @ (2048 x 2048)
+matmuls, as many as make about the step's FLOPs (so that probe and step last about as long and see a shared
+machine's load alike), timed between the router steps with the same threads; "% of peak" is best step GFLOPS / best
+probe GFLOPS, and the same ratio of medians is printed beside it.
 Last line: `SUMMARY router: <speed-up>x vs naive, <percent>% of matmul peak` at the largest C.
 """
 from __future__ import annotations
@@ -62,9 +63,10 @@ def _step(run, router, image) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - start, sim.detach()
 
 
-def _probe(first: torch.Tensor, second: torch.Tensor) -> float:
+def _probe(first: torch.Tensor, second: torch.Tensor, count: int) -> float:
     start = time.perf_counter()
-    first @ second
+    for _ in range(count):
+        first @ second
     if first.is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -89,18 +91,20 @@ def main() -> None:
         library = F.normalize(torch.randn(classes, VIEWS, DIM, device=args.device), dim=-1)
         fast = lambda f, library=library: router(f, library)[0]  # noqa: E731
         naive = lambda f, library=library: naive_router(router.attn, f, library)[0]  # noqa: E731
-        _step(fast, router, image), _probe(probe_a, probe_b)  # warm-up
+        flops = step_flops(BATCH, classes, VIEWS, DIM, HEADS)
+        probe_count = max(1, round(flops / (2.0 * PROBE ** 3)))
+        probe_flops = probe_count * 2.0 * PROBE ** 3
+        _step(fast, router, image), _probe(probe_a, probe_b, 1)  # warm-up
         steps, probes = [], []
         for _ in range(args.reps):  # router steps and probes interleaved
             seconds, fast_sim = _step(fast, router, image)
             steps.append(seconds)
-            probes.append(_probe(probe_a, probe_b))
+            probes.append(_probe(probe_a, probe_b, probe_count))
         naive_reps = 3 if classes <= 100 else 2 if classes <= 365 else 1
         naive_times = []
         for _ in range(naive_reps):
             seconds, naive_sim = _step(naive, router, image)
             naive_times.append(seconds)
-        flops, probe_flops = step_flops(BATCH, classes, VIEWS, DIM, HEADS), 2.0 * PROBE ** 3
         best_gflops, probe_gflops = flops / min(steps) / 1e9, probe_flops / min(probes) / 1e9
         median_percent = 100 * (flops / statistics.median(steps)) / (probe_flops / statistics.median(probes))
         speedup = min(naive_times) / min(steps)

@@ -37,43 +37,45 @@ def class_forward(keys_values, out_weight, out_bias, heads: int, classes: int):
     """gram (C, hV, hV) rows ordered (h, v), bias_dot (C, hV) = u . out_bias, and what the backward needs."""
     rows, dim = len(keys_values), out_weight.shape[0]
     views, width = rows // classes, dim // heads
-    values = keys_values[:, dim:].view(views, classes, heads, width)  # (V, C, h, e)
-    head_weight = _per_head(out_weight, heads).transpose(1, 2)  # (h, e, d): W_out[:, h]^T
-    gram = keys_values.new_empty(classes, heads * views, heads * views)
-    outputs = []  # u per chunk of classes: (h, V * c, d)
-    for start, stop in _chunks(classes, heads * views * dim * values.element_size()):
-        part = values[:, start:stop].permute(2, 0, 1, 3).reshape(heads, -1, width)  # (h, V c, e), a small copy
-        chunk = torch.bmm(part, head_weight)  # (h, V c, d)
-        by_class = chunk.view(heads * views, stop - start, dim).transpose(0, 1)  # (c, hV, d), a strided view
+    slots = heads * views
+    values = keys_values[:, dim:].view(views, classes, heads, width).permute(2, 0, 1, 3).contiguous()  # (h, V, C, e)
+    slot_weight = _slot_weight(out_weight, heads, views).transpose(1, 2)  # (hV, e, d): W_out[:, h]^T per slot
+    gram = keys_values.new_empty(classes, slots, slots)
+    outputs = []  # u per chunk of classes: (hV, c, d)
+    for start, stop in _chunks(classes, slots * dim * values.element_size()):
+        chunk = torch.bmm(values[:, :, start:stop].view(slots, stop - start, width), slot_weight)  # (hV, c, d)
+        by_class = chunk.transpose(0, 1)  # (c, hV, d), a strided view
         torch.bmm(by_class, by_class.transpose(1, 2), out=gram[start:stop])
         outputs.append(chunk)
-    bias_out = (out_bias @ out_weight).view(heads, width)  # W_out[:, h]^T out_bias, (h, e)
-    bias_dot = (values * bias_out).sum(-1)  # (V, C, h)
-    bias_dot = bias_dot.permute(1, 2, 0).reshape(classes, heads * views)
+    bias_out = (out_bias @ out_weight).view(heads, 1, 1, width)  # W_out[:, h]^T out_bias
+    bias_dot = (values * bias_out).sum(-1).view(slots, classes).t()  # (C, hV)
     return gram, bias_dot, (values, bias_out, *outputs)
 
 
 def class_backward(saved, out_weight, out_bias, grad_gram, grad_bias_dot, grad_keys_values, heads: int):
     """Adds d/d values into grad_keys_values[:, d:] in place; returns (grad out_weight, grad out_bias)."""
     values, bias_out, *outputs = saved
-    (views, classes, _, width), slots, dim = values.shape, grad_gram.shape[1], out_weight.shape[0]
-    grad_values = grad_keys_values[:, dim:].view(values.shape)  # (V, C, h, e)
-    weight = _per_head(out_weight, heads)  # (h, d, e)
-    slot_weight = weight[:, None].expand(heads, views, dim, width).reshape(slots, dim, width)
+    (_, views, classes, width), dim = values.shape, out_weight.shape[0]
+    slots = heads * views
+    slot_weight = _slot_weight(out_weight, heads, views)  # (hV, d, e)
     symmetric = grad_gram + grad_gram.transpose(1, 2)  # (C, hV, hV)
+    grad_dot = grad_bias_dot.t().reshape(heads, views, classes, 1)  # d bias_dot as (h, V, C, 1)
+    grad_values = grad_dot * bias_out  # (h, V, C, e): d values, starting with the part through bias_dot
+    grad_bias_out = (grad_dot * values).sum((1, 2)).reshape(dim)  # (d,)
     grad_weight = out_weight.new_zeros(slots, dim, width)
     for (start, stop), chunk in zip(_chunks(classes, slots * dim * values.element_size()), outputs):
-        by_class = chunk.view(slots, stop - start, dim).transpose(0, 1)  # (c, hV, d)
-        per_slot = torch.bmm(symmetric[start:stop], by_class).transpose(0, 1)  # (hV, c, d): du
-        part = torch.bmm(per_slot, slot_weight).view(heads, views, stop - start, width)  # d values
-        grad_values[:, start:stop] += part.permute(1, 2, 0, 3)
-        slot_values = values[:, start:stop].permute(2, 0, 1, 3).reshape(slots, stop - start, width)
-        grad_weight.baddbmm_(per_slot.transpose(1, 2), slot_values)
+        per_slot = torch.bmm(symmetric[start:stop], chunk.transpose(0, 1)).transpose(0, 1)  # (hV, c, d): du
+        grad_values[:, :, start:stop].view(slots, stop - start, width).baddbmm_(per_slot, slot_weight)
+        grad_weight.baddbmm_(per_slot.transpose(1, 2), values[:, :, start:stop].view(slots, stop - start, width))
+    grad_keys_values[:, dim:].view(views, classes, heads, width).add_(grad_values.permute(1, 2, 0, 3))
     grad_weight = grad_weight.view(heads, views, dim, width).sum(1).transpose(0, 1).reshape(dim, dim)
-    grad_dot = grad_bias_dot.view(classes, heads, views).permute(2, 0, 1)[..., None]  # (V, C, h, 1)
-    grad_values += grad_dot * bias_out
-    grad_bias_out = (grad_dot * values).sum((0, 1)).reshape(dim)  # (d,)
     return grad_weight + torch.outer(out_bias, grad_bias_out), out_weight @ grad_bias_out
+
+
+def _slot_weight(out_weight: torch.Tensor, heads: int, views: int) -> torch.Tensor:
+    """W_out[:, h] (d, e) for every (head, description) slot: (hV, d, e)."""
+    weight = out_weight.view(out_weight.shape[0], heads, -1).transpose(0, 1)  # (h, d, e)
+    return weight[:, None].expand(heads, views, *weight.shape[1:]).reshape(heads * views, *weight.shape[1:])
 
 
 def _chunks(classes: int, bytes_per_class: int) -> list[tuple[int, int]]:
@@ -134,7 +136,7 @@ def image_backward(saved, grad_sim, grad_weights, heads: int):
     grad_probs -= (probs * grad_probs).sum(1, keepdim=True)
     grad_scores = grad_probs.mul_(probs)  # softmax backward; 0 where masked (probs = 0)
     key_rows, columns = _head_rows(keys_values, heads), _head_cols(query_image, heads)  # (2h, VC, e), (2h, e, B)
-    grad_columns = torch.empty_like(columns)  # (2h, e, B)
+    grad_columns = columns.new_empty(columns.shape)  # (2h, e, B), contiguous: bmm writes it directly
     grad_keys_values = torch.empty_like(keys_values)  # (VC, 2d)
     for part, grad in ((slice(0, heads), grad_scores), (slice(heads, None), grad_image_dot)):
         grad = grad.view(heads, views * classes, batch)  # (h, VC, B)
@@ -199,11 +201,6 @@ def _saved(ctx) -> list:
     for index in ctx.missing:
         saved.insert(index, None)
     return saved
-
-
-def _per_head(out_weight: torch.Tensor, heads: int) -> torch.Tensor:
-    """W_out (d, d) -> its column blocks (h, d, e): W_out[:, h]."""
-    return out_weight.view(out_weight.shape[0], heads, -1).transpose(0, 1)
 
 
 def _head_rows(keys_values: torch.Tensor, heads: int) -> torch.Tensor:
