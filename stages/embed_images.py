@@ -28,8 +28,8 @@ def run(params_path: str = "params.yaml") -> None:
         distributed.relaunch_under_torchrun(["embed-images", "--params", params_path], runtime.nproc_per_node)
         return
     rank, world = distributed.init_distributed()
-    rows = manifest.read_manifest(paths.MANIFEST)
     classes = manifest.read_classes(paths.CLASSES)
+    rows = manifest.read_manifest(paths.MANIFEST, classes)
     encoder = load_encoder(clip_params, distributed.rank_device(runtime.device, world))
     attrs = {**encoder.identity, "dataset": dataset.name, "num_classes": len(classes["names"]),
              "class_hash": classes["class_hash"], "store_dtype": embed_params.store_dtype,

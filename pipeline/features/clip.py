@@ -4,7 +4,8 @@
     text_feats = encoder.encode_texts(["a photo of a dog."], batch_size=256)   # (N, d), L2-normalised float32
     # texts run through the text transformer only up to each batch's longest prompt (pipeline/features/text.py)
 
-`clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache), a
+`clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache, read
+from there without network when present, one clear error when absent and the hub is unreachable: weights.py), a
 local checkpoint file (weights only; hashed into the cache identity), or `none` (random init from `clip.seed`). The
 shipped `mdpr-tiny` architecture (pipeline/features/model_configs/) is ~3.5 M parameters at 32 px: the demo and
 tests use it.
@@ -23,6 +24,7 @@ from pipeline.core.device import resolve_device
 from pipeline.core.errors import UserError
 from pipeline.core.hashing import file_sha256
 from pipeline.features.text import encode_texts
+from pipeline.features.weights import tag_source
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 
@@ -97,12 +99,12 @@ def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
     if params.model not in open_clip.list_models():
         raise UserError(f"clip.model = {params.model!r} is not an open_clip architecture; see "
                         "open_clip.list_models() (e.g. ViT-B-16, ViT-B-32) or use mdpr-tiny.")
-    pretrained, weights_id = _pretrained_source(params)
+    pretrained, weights_id, preprocess_args = _pretrained_source(params)
     torch.manual_seed(params.seed)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             params.model, pretrained=pretrained, precision=params.precision, device=torch_device,
-            force_quick_gelu=_needs_quick_gelu(params))
+            force_quick_gelu=_needs_quick_gelu(params), **preprocess_args)
     except RuntimeError as err:
         raise UserError(f"clip.pretrained = {params.pretrained!r} for {params.model}: weights could not be loaded "
                         f"({str(err).splitlines()[0][:160]}); on a machine without internet, download them once "
@@ -129,22 +131,24 @@ def _needs_quick_gelu(params: ClipParams) -> bool:
     return bool(open_clip.get_pretrained_cfg(params.model, params.pretrained).get("quick_gelu"))
 
 
-def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:
-    """What to pass to open_clip, and how the weights are named in cache metadata."""
+def _pretrained_source(params: ClipParams) -> tuple[str | None, str, dict]:
+    """What to pass to open_clip as `pretrained` (with preprocessing arguments), and how the weights are named in
+    cache metadata. A tag whose weights are cached becomes that file with the tag's preprocessing (weights.py)."""
     if params.pretrained.lower() == "none":
-        return None, f"none(seed={params.seed})"
+        return None, f"none(seed={params.seed})", {}
     path = Path(params.pretrained)
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.exists():
         if not path.is_file():
             raise UserError(f"clip.pretrained = {params.pretrained!r}: checkpoint file not found.")
-        return str(path), "sha256:" + file_sha256(path)
+        return str(path), "sha256:" + file_sha256(path), {}
     import open_clip
 
     tags = open_clip.list_pretrained_tags_by_model(params.model)
     if params.pretrained not in tags:
         raise UserError(f"clip.pretrained = {params.pretrained!r} is not a tag of {params.model} "
                         f"({', '.join(tags) or 'none known'}), nor an existing checkpoint file.")
-    return params.pretrained, params.pretrained
+    source, preprocess = tag_source(params.model, params.pretrained)
+    return source, params.pretrained, preprocess
 
 
 def _pair(size) -> tuple[int, int]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.core.errors import UserError
 
@@ -61,7 +62,7 @@ def read_h5(path: str | Path, expect: dict | None = None) -> tuple[dict[str, dic
     path = Path(path)
     hint = REBUILD_HINT.get(path.name, "the stage that writes it")
     if not path.is_file():
-        raise UserError(f"{path} not found; run `{hint}` (or `dvc repro`) first.")
+        raise UserError(f"{paths.located(path)} not found; run `{hint}` (or `dvc repro`) first.")
     try:
         with h5py.File(path, "r") as handle:
             attrs = {k: _plain(v) for k, v in handle.attrs.items()}

@@ -44,8 +44,8 @@ async def _ask_all(class_names, maker: RecordMaker, outcome: Outcome, progress: 
     from tqdm import tqdm
 
     jobs = [(i, name, slot) for i, name in enumerate(class_names) for slot, _, _ in maker.slots]
-    with tqdm(total=len(jobs), desc="library", unit="desc", disable=not progress, leave=False) as bar:
-        async with LLMClient(maker.llm) as client:
+    async with LLMClient(maker.llm) as client:  # opens (and checks) the answer cache before the progress bar
+        with tqdm(total=len(jobs), desc="library", unit="desc", disable=not progress, leave=False) as bar:
             async def one(job):
                 record = await _describe(client, maker, outcome, *job)
                 bar.update()

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pipeline.config.library_params import LibraryParams, LLMParams
 from pipeline.library.asking import ask_llm
 from pipeline.library.descriptions import normalise_name
-from pipeline.library.descriptor_file import file_records
+from pipeline.library.descriptor_file import file_records, file_summary
 from pipeline.library.llm import LLMStats
 from pipeline.library.records import RecordMaker
 
@@ -72,6 +72,5 @@ def format_summary(summary: dict, output: str | None = None) -> str:
         reasons = ", ".join(f"{kind} {n}" for kind, n in summary["fallback_reasons"].items())
         line += f" | FALLBACKS {summary['fallbacks']} ({reasons}) in: {shown}"
     if summary["backend"] == "file":
-        line += (f" | missing classes {summary['missing_classes']}, truncated {summary['truncated']}, "
-                 f"dropped {summary['dropped']}")
+        line += file_summary(summary)
     return line + (f" -> {output}" if output else "")

@@ -107,4 +107,4 @@ def test_cifar_without_files_or_network_is_clear(tmp_path):
 def test_manifest_round_trip_with_awkward_ids(tmp_path):
     rows = [("train", "dir, with comma/x.png", 0), ("test", 'q"uote.png', 1)]
     manifest.write_manifest(tmp_path / "m.csv", rows)
-    assert manifest.read_manifest(tmp_path / "m.csv") == rows
+    assert manifest.read_manifest(tmp_path / "m.csv", manifest.classes_record(["a", "b"], rows, "folder")) == rows

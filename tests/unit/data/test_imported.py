@@ -42,18 +42,35 @@ def test_npz_import_end_to_end(tmp_path, embedded_world, monkeypatch):
     assert not list((tmp_path / "artifacts" / "data" / "images").glob("*.png"))
 
 
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+
 def test_hdf5_layout_is_read_like_npz(tmp_path, embedded_world):
     arrays = _user_arrays(embedded_world)
+    train_ids = [f"photo_{k}.jpg" for k in range(len(arrays["train_labels"]))]
     with h5py.File(tmp_path / "feats.h5", "w") as handle:
         handle.attrs["model"] = "mdpr-tiny"
         handle.create_dataset("class_names", data=arrays["class_names"].astype(object), dtype=h5py.string_dtype())
+        handle.create_dataset("class_features", data=3 * arrays["class_features"])
+        handle.create_dataset("train/ids", data=np.array(train_ids, dtype=object), dtype=h5py.string_dtype())
         for split in ("train", "test"):
             handle.create_dataset(f"{split}/features", data=arrays[f"{split}_features"])
             handle.create_dataset(f"{split}/labels", data=arrays[f"{split}_labels"])
     imported = read_features_file(tmp_path / "feats.h5")
-    assert set(imported.splits) == {"train", "test"} and imported.class_features is None
-    assert imported.attrs["model"] == "mdpr-tiny"
-    assert imported.splits["train"]["ids"][0] == "train/0"
+    np.savez(tmp_path / "feats.npz", **arrays)
+    from_npz = read_features_file(tmp_path / "feats.npz")
+    assert set(imported.splits) == {"train", "test"} and imported.attrs == {"model": "mdpr-tiny"}
+    assert imported.class_names == list(arrays["class_names"]) == from_npz.class_names
+    np.testing.assert_allclose(imported.class_features, _unit(arrays["class_features"]), atol=1e-6)
+    for split in ("train", "test"):
+        values = imported.splits[split]
+        np.testing.assert_allclose(values["features"], _unit(arrays[f"{split}_features"]), atol=1e-6)
+        np.testing.assert_array_equal(values["features"], from_npz.splits[split]["features"])
+        np.testing.assert_array_equal(values["labels"], arrays[f"{split}_labels"])
+        assert values["labels"].dtype == np.int64
+    assert list(imported.splits["train"]["ids"]) == train_ids
+    assert list(imported.splits["test"]["ids"]) == [f"test/{k}" for k in range(len(arrays["test_labels"]))]
 
 
 @pytest.mark.parametrize("change, message", [
