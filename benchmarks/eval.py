@@ -75,7 +75,7 @@ def write_project(root: Path, classes: int, test_images: int, device: str) -> No
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["runtime"]["device"] = device
     with inside(root):
-        record = manifest.write_classes(paths.CLASSES, names, rows, "features")
+        record = manifest.write_classes(paths.CLASSES, manifest.classes_record(names, rows, "features"))
         attrs = {"model": "ViT-B-16", "pretrained": "openai", "class_hash": record["class_hash"],
                  "num_classes": classes, "dataset": "features", "test_views": "none"}
         splits = {"train": train_labels, "test": test_labels}

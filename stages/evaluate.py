@@ -30,13 +30,12 @@ def run(params_path: str = "params.yaml") -> None:
     checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
     fusion_weight, posthoc_tau = kept_fusion(checkpoint, params)
     model = load_trained_model(feats, checkpoint)
-    counts = feats.classes["train_counts"]
     device = resolve_device(runtime.device)
 
     def score(split):
         split_feats, labels = feats.scored(split)
-        return (*score_split(model, split_feats, labels, counts, fusion_weight, posthoc_tau, runtime.batch_size,
-                             device, progress=True), labels)
+        return (*score_split(model, split_feats, labels, feats.classes, fusion_weight, posthoc_tau,
+                             runtime.batch_size, device, progress=True), labels)
 
     val_metrics = score("val")[0] if feats.scored("val") is not None else None
     test_metrics, preds, routing, labels = score("test")  # the test split, read once, for the report
@@ -45,7 +44,8 @@ def run(params_path: str = "params.yaml") -> None:
     rows = per_class_rows(feats.classes, preds, labels)
     with atomic_path(paths.PER_CLASS) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
-    plots.accuracy_vs_frequency(rows, METHODS, paths.PLOTS / "accuracy_vs_frequency.png")
+    plots.accuracy_vs_frequency(rows, METHODS, feats.classes["group_thresholds"],
+                                paths.PLOTS / "accuracy_vs_frequency.png")
     weights = dimension_weights(routing, labels, feats.classes["groups"], feats.dimensions)
     write_json(paths.ROUTING, weights)
     plots.routing_by_dimension(weights, paths.PLOTS / "routing_by_dimension.png")

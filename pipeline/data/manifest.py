@@ -1,11 +1,15 @@
 """The prepare stage's outputs, read and written: manifest.csv and classes.json.
 
-    write_manifest(paths.MANIFEST, rows); write_classes(paths.CLASSES, names, rows, "synthetic-lt")
-    classes = read_classes(paths.CLASSES); rows = read_manifest(paths.MANIFEST, classes)   # (split, id, label) rows
+    write_manifest(paths.MANIFEST, rows)                                           # (split, id, label) rows
+    write_classes(paths.CLASSES, classes_record(names, rows, "synthetic-lt", counts, "train split", (100, 20)))
+    write_classes(paths.CLASSES, classes_record(names, rows, "folder"))   # the train split's counts, (100, 20)
+    classes = read_classes(paths.CLASSES); rows = read_manifest(paths.MANIFEST, classes)
     rows = read_manifest(paths.MANIFEST)          # the same, checked against the classes.json beside it
 
 Kept apart from the dataset builders (pipeline/data/datasets.py) so the stages that only read these files do not
-depend on the dataset code. The split names and the many/medium/few thresholds live here, beside classes.json.
+depend on the dataset code. The split names and the one place where classes get their many/medium/few group live
+here, beside classes.json: `prepare` computes the groups once (thresholds `dataset.many_above` and
+`dataset.few_below`), and metrics, routing summaries and plots read them from classes.json.
 
 Both files are checked where they are read, so a file cut by a crash, a full disk or a stray edit is one clear error
 even when it still parses: classes.json must hold every field, its class_hash must match its names and its counts
@@ -27,20 +31,25 @@ SPLITS = ("train", "val", "test")
 """Manifest splits, in manifest order."""
 GROUPS = ("many", "medium", "few")
 """Long-tail groups of classes by training count."""
-MANY_ABOVE = 100
-"""A class with more training images than this is `many`."""
-FEW_BELOW = 20
-"""A class with fewer training images than this is `few`; the rest are `medium`."""
 REPREPARE = "rerun `mdpr prepare`, or `dvc repro` (DVC sees the damaged output and restores it from its cache)"
 """How to recover a damaged classes.json or manifest.csv."""
-CLASSES_FIELDS = ("names", "train_counts", "groups", "class_hash", "splits", "manifest")
+STANDARD_THRESHOLDS = (100, 20)
+"""(many_above, few_below) of the standard long-tail protocol (Liu et al. 2019)."""
+CLASSES_FIELDS = ("names", "train_counts", "groups", "group_thresholds", "class_hash", "splits", "manifest")
 """Fields every classes.json holds (written by classes_record)."""
-GROUP_THRESHOLDS = {"many": f"> {MANY_ABOVE}", "medium": f"{FEW_BELOW}..{MANY_ABOVE}", "few": f"< {FEW_BELOW}"}
 
 
-def group_of(count: int) -> str:
-    """many (> 100 training images), medium (20..100) or few (< 20)."""
-    return "many" if count > MANY_ABOVE else ("few" if count < FEW_BELOW else "medium")
+def group_of(count: int, many_above: int, few_below: int) -> str:
+    """many (more than `many_above` training images), few (fewer than `few_below`) or medium (the rest).
+
+    The standard protocol (Liu et al. 2019) is many_above 100, few_below 20: the defaults of the dataset params.
+    """
+    return "many" if count > many_above else ("few" if count < few_below else "medium")
+
+
+def groups_of(counts: list[int], many_above: int, few_below: int) -> list[str]:
+    """The group of every class."""
+    return [group_of(int(n), many_above, few_below) for n in counts]
 
 
 def class_hash(names: list[str]) -> str:
@@ -89,20 +98,29 @@ def train_counts(rows: list[tuple[str, str, int]], num_classes: int) -> list[int
     return counts
 
 
-def classes_record(names: list[str], rows: list[tuple[str, str, int]], dataset_name: str) -> dict:
-    """The content of classes.json: names, train counts, groups, the class-list hash, split sizes, and the row count
-    and sha256 of the manifest written from the same rows."""
-    counts = train_counts(rows, len(names))
-    return {"dataset": dataset_name, "names": list(names), "train_counts": counts,
-            "groups": [group_of(n) for n in counts], "group_thresholds": GROUP_THRESHOLDS,
-            "class_hash": class_hash(names),
-            "splits": {s: sum(1 for r in rows if r[0] == s) for s in SPLITS},
-            "manifest": {"rows": len(rows), "sha256": hashlib.sha256(manifest_text(rows).encode()).hexdigest()}}
+def classes_record(names: list[str], rows: list[tuple[str, str, int]], dataset_name: str,
+                   counts: list[int] | None = None, counts_source: str = "train split",
+                   thresholds: tuple[int, int] = STANDARD_THRESHOLDS, extra: dict | None = None) -> dict:
+    """The content of classes.json: names, the train counts in use and where they come from, their groups, the
+    class-list hash, the rows per split, the row count and sha256 of the manifest written from the same rows (plus
+    `extra` fields, e.g. where imported class features come from).
+
+    `counts` drive the groups, the logit-adjustment prior and the plots; they are the train split's own counts
+    unless a class-count file or an imported features file gave the real frequencies (`counts_source` says which);
+    None: the train split's counts. `prepare` passes the dataset params' thresholds (many_above, few_below).
+    """
+    counts = train_counts(rows, len(names)) if counts is None else counts
+    many_above, few_below = thresholds
+    return {"dataset": dataset_name, "names": list(names), "train_counts": [int(n) for n in counts],
+            "train_counts_source": counts_source, "groups": groups_of(counts, many_above, few_below),
+            "group_thresholds": {"many_above": many_above, "few_below": few_below},
+            "class_hash": class_hash(names), "splits": {s: sum(1 for r in rows if r[0] == s) for s in SPLITS},
+            "manifest": {"rows": len(rows), "sha256": hashlib.sha256(manifest_text(rows).encode()).hexdigest()},
+            **(extra or {})}
 
 
-def write_classes(path: Path, names: list[str], rows: list[tuple[str, str, int]], dataset_name: str) -> dict:
-    """classes.json for these classes and rows, written atomically; returns its content."""
-    record = classes_record(names, rows, dataset_name)
+def write_classes(path: Path, record: dict) -> dict:
+    """classes.json (a `classes_record`), written atomically; returns it."""
     write_json(path, record)
     return record
 

@@ -2,7 +2,7 @@
 
     preds, routing = predict_methods(model, test_feats, test_labels, fusion_weight=0.5, posthoc_tau=0.0,
                                      log_prior=class_log_prior(train_counts), batch_size=512)
-    metrics = {method: accuracy_report(preds[method], test_labels, train_counts) for method in METHODS}
+    metrics = {method: accuracy_report(preds[method], test_labels, classes["groups"]) for method in METHODS}
     rows = per_class_rows(classes, preds, test_labels)          # per_class.csv
 
 Methods: `zero_shot` (image vs class-name prompts), `zero_shot_library` (image vs each class's mean description

@@ -102,8 +102,9 @@ def check_encoder(identity: dict, image_attrs: dict, checkpoint_encoder: dict) -
     for source, recorded in ((str(paths.IMAGES_H5), image_attrs), (str(paths.CHECKPOINT), checkpoint_encoder)):
         for key, value in identity.items():
             if key not in IDENTITY_KEYS_IGNORED and key in recorded and recorded[key] != value:
-                raise UserError(f"model/encoder mismatch: {source} was made with clip {key} = {recorded[key]!r}, "
-                                f"but the clip params give {value!r}; set the clip section back to the encoder the "
+                raise UserError(f"model/encoder mismatch: {source} was made with clip "
+                                f"{store.as_param(key, recorded[key])}, but the clip params give "
+                                f"{store.as_param(key, value)}; set the clip section back to the encoder the "
                                 "features were made with, or rerun `dvc repro` to retrain on the new one.")
 
 

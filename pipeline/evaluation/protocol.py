@@ -1,7 +1,7 @@
 """The evaluation protocol: every choice was made on val by training; val is reported, test is read once, at the end.
 
     fusion_weight, posthoc_tau = kept_fusion(checkpoint, evaluate_params)        # pipeline/model/checkpoint.py
-    metrics, preds, routing = score_split(model, test_feats, test_labels, train_counts, fusion_weight, posthoc_tau)
+    metrics, preds, routing = score_split(model, test_feats, test_labels, classes, fusion_weight, posthoc_tau)
     metrics = report_metrics(test_metrics, val_metrics, checkpoint["kept"])      # metrics.json
 
 metrics.json holds, at the top level, each method's test accuracies (`top1`, `mean_class`, `many`, `medium`, `few`;
@@ -19,14 +19,15 @@ from pipeline.model.mdpr import MDPRModel
 from pipeline.model.metrics import accuracy_report
 
 
-def score_split(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, train_counts, fusion_weight: float,
+def score_split(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, classes: dict, fusion_weight: float,
                 posthoc_tau: float, batch_size: int = 512, device="cpu",
                 progress: bool = False) -> tuple[dict, dict, np.ndarray]:
     """Accuracy report per method (rounded to 1e-6), predictions per method (N,) and true-class routing (N, V);
-    `progress`: a bar on stderr when scoring takes more than a few seconds."""
-    preds, routing = predict_methods(model, feats, labels, fusion_weight, posthoc_tau, class_log_prior(train_counts),
-                                     batch_size, device, progress)
-    metrics = {m: {k: round(v, 6) for k, v in accuracy_report(preds[m], labels, train_counts).items()}
+    `classes` (classes.json) gives the train counts of the logit-adjustment prior and the groups; `progress`: a bar
+    on stderr when scoring takes more than a few seconds."""
+    preds, routing = predict_methods(model, feats, labels, fusion_weight, posthoc_tau,
+                                     class_log_prior(classes["train_counts"]), batch_size, device, progress)
+    metrics = {m: {k: round(v, 6) for k, v in accuracy_report(preds[m], labels, classes["groups"]).items()}
                for m in METHODS}
     return metrics, preds, routing
 

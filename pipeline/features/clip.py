@@ -3,6 +3,7 @@
     encoder = load_encoder(ClipParams(model="ViT-B-16", pretrained="openai"), device="cuda")
     text_feats = encoder.encode_texts(["a photo of a dog."], batch_size=256)   # (N, d), L2-normalised float32
     # texts run through the text transformer only up to each batch's longest prompt (pipeline/features/text.py)
+    identity, dim = encoder_identity(ClipParams(model="ViT-B-16", pretrained="openai"))   # no weights built or read
 
 `clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache, read
 from there without network when present, one clear error when absent and the hub is unreachable: weights.py), a
@@ -13,7 +14,7 @@ tests use it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,16 +91,43 @@ class Encoder:
         return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
 
 
+def encoder_identity(params: ClipParams) -> tuple[dict, int]:
+    """How the encoder is named in cache metadata, and its embedding width d, from open_clip's configs alone.
+
+    No weights are built, downloaded or read (a checkpoint file is only hashed): a features import records the
+    encoder it must match without loading it. The identity holds the model name, the pretrained tag / checkpoint
+    sha256 / `none(seed=N)`, the precision, the image size and the normalisation, as `load_encoder` would build them.
+    """
+    import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    register_configs()
+    if params.model not in open_clip.list_models():
+        raise UserError(f"clip.model = {params.model!r} is not an open_clip architecture; see "
+                        "open_clip.list_models() (e.g. ViT-B-16, ViT-B-32) or use mdpr-tiny.")
+    pretrained, weights_id = _pretrained_source(params)
+    config = open_clip.get_model_config(params.model)
+    preprocess = asdict(PreprocessCfg())
+    if pretrained is not None and not weights_id.startswith("sha256:"):  # a tag: its own mean/std when it has them
+        preprocess = merge_preprocess_dict(preprocess, open_clip.get_pretrained_cfg(params.model, pretrained))
+    identity = {"model": params.model, "pretrained": weights_id, "precision": params.precision,
+                "image_size": json.dumps(list(_pair(config["vision_cfg"]["image_size"]))),
+                "mean": json.dumps([round(float(v), 6) for v in preprocess["mean"]]),
+                "std": json.dumps([round(float(v), 6) for v in preprocess["std"]])}
+    return identity, int(config["embed_dim"])
+
+
 def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
     """Build the open_clip model named by `params` in eval mode on `device`."""
     import open_clip
 
-    register_configs()
     torch_device = resolve_device(device)
-    if params.model not in open_clip.list_models():
-        raise UserError(f"clip.model = {params.model!r} is not an open_clip architecture; see "
-                        "open_clip.list_models() (e.g. ViT-B-16, ViT-B-32) or use mdpr-tiny.")
-    pretrained, weights_id, preprocess_args = _pretrained_source(params)
+    identity, _dim = encoder_identity(params)
+    pretrained, preprocess_args = None, {}
+    if params.pretrained.lower() != "none":
+        pretrained = params.pretrained
+        if not identity["pretrained"].startswith("sha256:"):  # a tag: its cached file when there (weights.py)
+            pretrained, preprocess_args = tag_source(params.model, params.pretrained)
     torch.manual_seed(params.seed)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
@@ -112,11 +140,6 @@ def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
                         "checkpoint file.") from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(params.model)
-    visual_cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-    identity = {"model": params.model, "pretrained": weights_id, "precision": params.precision,
-                "image_size": json.dumps(list(_pair(model.visual.image_size))),
-                "mean": json.dumps([round(float(v), 6) for v in visual_cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)]),
-                "std": json.dumps([round(float(v), 6) for v in visual_cfg.get("std", open_clip.OPENAI_DATASET_STD)])}
     return Encoder(model, preprocess, tokenizer, identity, torch_device, open_clip.get_input_dtype(params.precision)
                    or torch.float32)
 
@@ -131,24 +154,23 @@ def _needs_quick_gelu(params: ClipParams) -> bool:
     return bool(open_clip.get_pretrained_cfg(params.model, params.pretrained).get("quick_gelu"))
 
 
-def _pretrained_source(params: ClipParams) -> tuple[str | None, str, dict]:
-    """What to pass to open_clip as `pretrained` (with preprocessing arguments), and how the weights are named in
-    cache metadata. A tag whose weights are cached becomes that file with the tag's preprocessing (weights.py)."""
+def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:
+    """The weights checked (a tag of the model, an existing checkpoint file, or none) without loading them: the tag or
+    file path, and how they are named in cache metadata. load_encoder resolves a tag to its cached file (weights.py)."""
     if params.pretrained.lower() == "none":
-        return None, f"none(seed={params.seed})", {}
+        return None, f"none(seed={params.seed})"
     path = Path(params.pretrained)
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.exists():
         if not path.is_file():
             raise UserError(f"clip.pretrained = {params.pretrained!r}: checkpoint file not found.")
-        return str(path), "sha256:" + file_sha256(path), {}
+        return str(path), "sha256:" + file_sha256(path)
     import open_clip
 
     tags = open_clip.list_pretrained_tags_by_model(params.model)
     if params.pretrained not in tags:
         raise UserError(f"clip.pretrained = {params.pretrained!r} is not a tag of {params.model} "
                         f"({', '.join(tags) or 'none known'}), nor an existing checkpoint file.")
-    source, preprocess = tag_source(params.model, params.pretrained)
-    return source, params.pretrained, preprocess
+    return params.pretrained, params.pretrained
 
 
 def _pair(size) -> tuple[int, int]:

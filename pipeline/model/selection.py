@@ -19,7 +19,7 @@ from pipeline.config.model_params import EvaluateParams
 from pipeline.core.errors import UserError
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import fuse
-from pipeline.model.metrics import accuracy_report, per_class_accuracy
+from pipeline.model.metrics import overall_accuracy, per_class_accuracy
 
 FUSION_GRID = tuple(i / 10 for i in range(11))        # 0, 0.1, ..., 1
 POSTHOC_TAU_GRID = tuple(i / 4 for i in range(9))     # 0, 0.25, ..., 2
@@ -28,7 +28,8 @@ AUTO_KEYS = ("fusion_weight", "posthoc_tau")
 
 @dataclass(frozen=True)
 class FusionChoice:
-    """The fusion weight and post-hoc tau in use, and the accuracy report they give on the split they were chosen on."""
+    """The fusion weight and post-hoc tau in use, and the top1 and mean_class they give on the split they were chosen
+    on."""
 
     fusion_weight: float
     posthoc_tau: float
@@ -67,7 +68,7 @@ def choose_fusion(base: torch.Tensor, sem: torch.Tensor, labels, train_counts, p
         score = per_class[~per_class.isnan()].mean().item()
         if score > best_score:
             best, best_score, best_pred = (weight, tau), score, pred
-    return FusionChoice(best[0], best[1], accuracy_report(best_pred, labels, train_counts))
+    return FusionChoice(best[0], best[1], overall_accuracy(best_pred, labels, base.shape[1]))
 
 
 def describe_kept(kept: dict) -> str:

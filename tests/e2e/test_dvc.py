@@ -1,4 +1,5 @@
-"""Real DVC end to end: `dvc repro`, what reruns after each params change, metrics and plots.
+"""Real DVC end to end: `dvc repro`, what reruns after each params or data change, metrics and plots, a failed LLM
+stage rerun.
 
     .venv/bin/python -m pytest tests/e2e/test_dvc.py -q          # about 3 minutes on 2 cores
 
@@ -10,12 +11,15 @@ repo. Remotes, clones, the run-cache and `dvc exp push/pull` are in tests/e2e/te
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from tests.helpers.dvc_repo import STAGES, VENV_BIN, copy_repo, dvc, dvc_status, git, ran, run, set_param
 from tests.helpers.fake_llm import FakeLLM
@@ -164,3 +168,84 @@ def test_metrics_and_plots_show(built, tmp_path):
     assert {"artifacts/model/live/plots/metrics/loss.tsv", "artifacts/metrics/plots/accuracy_vs_frequency.png",
             "artifacts/metrics/plots/routing_by_dimension.png"} <= set(plots["data"])
     assert git(repo, "status", "--porcelain") == ""
+
+
+def repro_fails(repo: Path, *targets: str, env: dict | None = None) -> str:
+    """`dvc repro` that must fail (a stage exits 2); its output."""
+    result = subprocess.run([str(VENV_BIN / "dvc"), "repro", *targets], cwd=repo, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(repo), **(env or {})})
+    assert result.returncode != 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def draw_class(folder: Path, count: int, shade: int) -> None:
+    folder.mkdir(parents=True)
+    for k in range(count):
+        Image.new("RGB", (32, 32), (shade, 8 * k, 40)).save(folder / f"{k}.png")
+
+
+def class_names(repo: Path) -> list[str]:
+    return json.loads((repo / "artifacts/data/classes.json").read_text())["names"]
+
+
+def test_a_folder_dataset_is_a_dependency_and_a_deleted_bad_image_unblocks_the_pipeline(project):
+    root = project / "data/raw/shapes"
+    for k, name in enumerate(("red_disc", "blue_bar", "green_ring")):
+        draw_class(root / name, 4, 60 * k)
+    set_param(project, "dataset", "name", "folder")
+    set_param(project, "dataset", "root", "data/raw/shapes")
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    assert class_names(project) == ["blue bar", "green ring", "red disc"]
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(root / "red_disc/0.png")  # same name, new pixels: to re-embed
+    assert "data/raw/shapes" in dvc(project, "status", "embed_images")
+    draw_class(root / "yellow_star", 4, 250)  # a new class folder, and a zero-byte image the stage will name
+    (root / "blue_bar/zero.png").touch()
+    assert "data/raw/shapes" in dvc(project, "status", "prepare")
+    assert "blue_bar/zero.png" in repro_fails(project, "embed_images")
+    assert class_names(project) == ["blue bar", "green ring", "red disc", "yellow star"]  # prepare reran
+    (root / "blue_bar/zero.png").unlink()  # deleted as told: the next repro succeeds
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    assert "zero.png" not in (project / "artifacts/data/manifest.csv").read_text()
+    with h5py.File(project / "artifacts/features/images.h5") as handle:
+        assert handle["train/labels"][()].max() == 3
+    assert not dvc_status(project).keys() & {"prepare", "embed_images"}
+
+
+def test_rewriting_a_features_file_reruns_prepare(project):
+    feats = project / "data/raw/feats.npz"
+
+    def write_features(names: list[str]) -> None:
+        rng = np.random.default_rng(len(names))
+        labels = np.repeat(np.arange(len(names)), 3)
+        np.savez(feats, class_names=np.array(names), **{f"{split}_{key}": value for split in ("train", "val", "test")
+                 for key, value in (("features", rng.normal(size=(len(labels), 64)).astype(np.float32)),
+                                    ("labels", labels))})
+
+    write_features(["cat", "dog"])
+    set_param(project, "dataset", "name", "features")
+    set_param(project, "dataset", "features_file", "data/raw/feats.npz")
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    write_features(["cat", "dog", "fox"])  # rewritten in place, same path, same params
+    assert "data/raw" in dvc(project, "status", "prepare")
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    assert class_names(project) == ["cat", "dog", "fox"]
+    with h5py.File(project / "artifacts/features/images.h5") as handle:
+        assert handle["train/labels"][()].max() == 2
+
+
+def test_a_failed_llm_run_is_a_failed_stage_and_the_rerun_asks_only_what_is_missing(project, tmp_path):
+    with FakeLLM() as server:
+        server.policy = lambda request: "500" if request.class_name in ("red circle", "teal cross") else None
+        for key, value in {"backend": "openai", "base_url": server.url, "api_key_env": KEY_ENV, "max_retries": 0,
+                           "cache_dir": str(tmp_path / "llm-cache")}.items():
+            set_param(project, "llm", key, value)
+        output = repro_fails(project, "library", env={KEY_ENV: "sk-test"})
+        assert "(HTTP 500 10); nothing written" in output
+        assert not (project / "artifacts/library/library.jsonl").exists()
+        first = server.requests_per_prompt()
+        failed = {r.prompt for r in server.chat_requests if r.class_name in ("red circle", "teal cross")}
+        server.policy = None
+        server.reset()
+        output = dvc(project, "repro", "library", env={KEY_ENV: "sk-test"})
+        assert ran(output) == {"library"}
+        assert set(server.requests_per_prompt()) == failed and len(first) == 30

@@ -96,7 +96,7 @@ def test_changes_are_printed_key_by_key(tiny_params):
     result = run_mdpr(["preset", "imagenet-lt", "--params", str(tiny_params)], cwd=tiny_params.parent)
     assert result.stdout.splitlines()[0] == f"preset imagenet-lt: 9 key(s) changed in {tiny_params}:"
     assert '  clip.model: "mdpr-tiny" -> "ViT-B-16-quickgelu"' in result.stdout
-    assert '  dataset.train_list: null -> "data/raw/ImageNet_LT_train.txt"' in result.stdout
+    assert '  dataset.train_list: null -> "data/splits/ImageNet_LT_train.txt"' in result.stdout
     assert "  runtime.batch_size: 16 -> 512" in result.stdout
 
 

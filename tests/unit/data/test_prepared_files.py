@@ -20,7 +20,7 @@ ROWS = [("train", f"train/{c}_{k}.png", c) for c in range(3) for k in range(4 - 
 @pytest.fixture
 def prepared(tmp_path):
     manifest.write_manifest(tmp_path / "manifest.csv", ROWS)
-    manifest.write_classes(tmp_path / "classes.json", NAMES, ROWS, "folder")
+    manifest.write_classes(tmp_path / "classes.json", manifest.classes_record(NAMES, ROWS, "folder"))
     return tmp_path
 
 

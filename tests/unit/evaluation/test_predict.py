@@ -165,7 +165,8 @@ def test_another_encoder_is_refused(trained_project):
     result = invoke(str(TEST_IMAGES / "00_0000.png"))
     assert result.exit_code == 2
     assert result.stderr.startswith("error: model/encoder mismatch: artifacts/features/images.h5 was made with clip "
-                                    "pretrained = 'none(seed=0)', but the clip params give 'none(seed=1)'")
+                                    "pretrained: none, clip.seed: 0, but the clip params give pretrained: none, "
+                                    "clip.seed: 1;")
 
 
 def test_missing_input_and_edited_library_are_refused(trained_project):

@@ -40,16 +40,21 @@ def write_inputs(project, names=NAMES, confused=None):
 def write_classes_json(project, names):
     """classes.json as prepare writes it, for `names` with 10 training images each."""
     rows = [("train", f"{label}_{k}.png", label) for label in range(len(names)) for k in range(10)]
-    manifest.write_classes(project / paths.CLASSES, names, rows, "folder")
+    manifest.write_classes(project / paths.CLASSES, manifest.classes_record(names, rows, "folder"))
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
+def library_project(tmp_path, monkeypatch):
+    """`tmp_path` as the working directory with the stage's inputs, the test key set and fast retries."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(KEY_ENV, SECRET)
     monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
     write_inputs(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    return library_project(tmp_path, monkeypatch)
 
 
 def openai_section(server, project, **values):

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 
 from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.core.errors import UserError
+from pipeline.data.manifest import groups_of
 from pipeline.model.inference import branch_logits, infer
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import MDPRModel, fuse
-from pipeline.model.metrics import accuracy_report
+from pipeline.model.metrics import accuracy_report, overall_accuracy
 from pipeline.model.selection import FUSION_GRID, POSTHOC_TAU_GRID, choose_fusion, describe_kept
 from pipeline.model.training import fit
 
@@ -62,7 +63,8 @@ def _train_and_test(base_loss: str, router_init: str = "identity") -> dict:
     fit(model, train_feats, train_labels, counts, params)
     out = branch_logits(model, test_feats)
     branches = {"base": out["base"], "sem": out["sem"], "fused": fuse(out["base"], out["sem"], 0.5)}
-    return {name: accuracy_report(logits.argmax(-1), test_labels, counts) for name, logits in branches.items()}
+    groups = groups_of(counts, 100, 20)
+    return {name: accuracy_report(logits.argmax(-1), test_labels, groups) for name, logits in branches.items()}
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +76,9 @@ def results():
 def test_problem_is_long_tailed_and_names_are_weak():
     counts, _, (test_feats, test_labels), names, library = PROBLEM
     assert counts[0] == 500 and counts[-1] == 5 and (counts < 20).sum() == 6
-    zero_shot = accuracy_report((test_feats @ names.T).argmax(-1), test_labels, counts)
-    with_descriptions = accuracy_report((test_feats @ library.mean(1).T).argmax(-1), test_labels, counts)
+    zero_shot = accuracy_report((test_feats @ names.T).argmax(-1), test_labels, groups_of(counts, 100, 20))
+    with_descriptions = accuracy_report((test_feats @ library.mean(1).T).argmax(-1), test_labels,
+                                        groups_of(counts, 100, 20))
     assert zero_shot["few"] < 0.45 and with_descriptions["few"] > 0.7
 
 
@@ -140,7 +143,7 @@ def test_validation_selects_the_best_epoch_and_model_holds_it():
     model, state, history = _small_fit(TrainParams(epochs=6, lr=3e-2, batch_size=32, seed=7))
     best = max(h["val_mean_class"] for h in history)
     out = branch_logits(model, val_feats)
-    report = accuracy_report(fuse(out["base"], out["sem"], 0.5).argmax(-1), val_labels, counts)
+    report = accuracy_report(fuse(out["base"], out["sem"], 0.5).argmax(-1), val_labels, groups_of(counts, 100, 20))
     assert report["mean_class"] == pytest.approx(best)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
@@ -176,7 +179,7 @@ def test_epoch_selection_uses_the_fusion_weight_the_params_name():
     counts, _, _, (val_feats, val_labels), *_ = _small_problem()
     params = TrainParams(epochs=6, lr=3e-2, batch_size=32, seed=7)
     model, _, history, kept = _small_fit(params, fusion=EvaluateParams(fusion_weight=1.0), with_kept=True)
-    base_only = accuracy_report(branch_logits(model, val_feats)["base"].argmax(-1), val_labels, counts)
+    base_only = overall_accuracy(branch_logits(model, val_feats)["base"].argmax(-1), val_labels, len(counts))
     assert kept["val_mean_class"] == pytest.approx(base_only["mean_class"])  # w = 1: the base branch alone
     assert kept["val_mean_class"] == max(h["val_mean_class"] for h in history)
     assert [h["val_fusion_weight"] for h in history] == [1.0] * 7
@@ -195,7 +198,7 @@ def test_auto_fusion_is_chosen_on_val_at_every_epoch_and_kept_with_its_epoch():
     assert kept["epoch"] == best["epoch"] and kept["val_mean_class"] == choice.report["mean_class"]
     for weight, tau in [(w, t) for w in FUSION_GRID for t in POSTHOC_TAU_GRID]:  # nothing on the grid does better
         pred = fuse(out["base"], out["sem"], weight, tau, class_log_prior(counts)).argmax(-1)
-        assert accuracy_report(pred, val_labels, counts)["mean_class"] <= choice.report["mean_class"] + 1e-12
+        assert overall_accuracy(pred, val_labels, len(counts))["mean_class"] <= choice.report["mean_class"] + 1e-12
 
 
 def test_float16_features_and_cached_views_train():
