@@ -1,11 +1,13 @@
 # make demo: run the whole pipeline on the offline default params (dvc repro) and print the results table.
 # make test: lint (ruff) and run the test suite (offline, CPU). Both create .venv and install the project when needed.
+# make bench: the CPU benchmarks (figures in benchmarks/RESULTS.md; tens of minutes on 2 cores).
+# make bench-gpu: the GPU figures in one command (benchmarks/gpu.py, ~8 min on one GPU); without CUDA it says so.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mdpr-installed
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test install clean-venv bench bench-gpu
 
 install: $(STAMP)
 
@@ -21,6 +23,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/router.py
+	$(BIN)/python benchmarks/text.py
+	$(BIN)/python benchmarks/eval.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/embed.py
+	$(BIN)/python benchmarks/llm.py
+
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -23,7 +23,7 @@ def run(params_path: str = "params.yaml") -> None:
     table = read_library(paths.LIBRARY, classes["names"])
     text, _ = store.read_h5(paths.CLASSES_H5, {"class_hash": classes["class_hash"], "model": clip_params.model})
     encoder = load_encoder(clip_params, runtime.device)
-    feats = encoder.encode_texts(table.texts, runtime.batch_size)  # (number of records, d)
+    feats = encoder.encode_texts(table.texts, runtime.batch_size, progress=True)  # (number of records, d)
     library_feats = np.zeros((*table.mask.shape, encoder.dim), np.float32)  # (C, V, d)
     library_feats[table.mask] = feats
     prior = np.einsum("cvd,cd->cv", library_feats, text[""]["features"]) * table.mask  # (C, V)

@@ -32,7 +32,7 @@ def run(params_path: str = "params.yaml") -> None:
     def score(split):
         split_feats, labels = feats.scored(split)
         return (*score_split(model, split_feats, labels, feats.classes, fusion_weight, posthoc_tau,
-                             runtime.batch_size, device), labels)
+                             runtime.batch_size, device, progress=True), labels)
 
     val_metrics = score("val")[0] if feats.scored("val") is not None else None
     test_metrics, preds, routing, labels = score("test")  # the test split, read once, for the report

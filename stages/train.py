@@ -9,6 +9,8 @@ on it, with the fused prediction the `evaluate` params name (`auto` fusion weigh
 at every epoch); without one the last epoch is kept and `auto` is refused. Never `test`.
 """
 import shutil
+import sys
+import time
 
 import torch
 
@@ -34,12 +36,14 @@ def run(params_path: str = "params.yaml") -> None:
     require_val(evaluate_params, val is not None, f"dataset {feats.classes['dataset']!r}")
     model = build_model(feats, model_params, seed=train_params.seed)
     train = feats.splits["train"]
+    started = time.monotonic()
     with _live() as live:
         def log_epoch(record: dict) -> None:
             live.step = record["epoch"]  # x of every curve: the epoch (0 = the untrained head, scored on val)
             for name, value in live_metrics(record).items():
                 live.log_metric(name, value)
             live.next_step()
+            print(_epoch_line(record, train_params.epochs, time.monotonic() - started), file=sys.stderr, flush=True)
 
         state, history, kept = fit(model, torch.from_numpy(feats.train_inputs()), torch.from_numpy(train["labels"]),
                                    feats.classes["train_counts"], train_params, val=val, fusion=evaluate_params,
@@ -49,6 +53,17 @@ def run(params_path: str = "params.yaml") -> None:
     score = f", val mean-class {kept['val_mean_class']:.3f}" if val is not None else ""
     print(f"train: {len(history)} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
           f"{paths.CHECKPOINT}\ntrain: {describe_kept(kept)}")
+
+
+def _epoch_line(record: dict, epochs: int, seconds: float) -> str:
+    """One progress line per epoch on stderr: loss and train accuracy of each branch (epoch 0, with a val split: the
+    untrained head), and validation accuracy of the fused prediction when there is a val split."""
+    parts = [f"loss {record['loss']:.4f}"] if "loss" in record else ["untrained head"]
+    parts += [f"train acc {branch} {record[f'train_acc_{branch}']:.3f}" for branch in ("base", "sem")
+              if f"train_acc_{branch}" in record]
+    if "val_mean_class" in record:
+        parts += [f"val top-1 {record['val_top1']:.3f}", f"val mean-class {record['val_mean_class']:.3f}"]
+    return f"train: epoch {record['epoch']}/{epochs}: {', '.join(parts)} ({seconds:.0f} s)"
 
 
 def _live():

@@ -112,6 +112,9 @@ class EmbedParams:
     """Extra cached test-time views: five_crop stores (N, 5, d) views and evaluation averages logits over them."""
     train_views: int = 0
     """Augmented views cached per training image (0 = none); training samples one view per image per epoch."""
+    decode: Literal["cpu", "gpu"] = "cpu"
+    """Where JPEG files are decoded: cpu (PIL in DataLoader workers) or gpu (torchvision.io.decode_jpeg on the CUDA
+    device, plain view only; falls back to cpu with a message without a GPU, for extra views and for CIFAR)."""
 
     def validate(self) -> None:
         check(self, "train_views", 0 <= self.train_views <= 64, "an integer in 0..64")

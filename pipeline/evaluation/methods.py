@@ -26,15 +26,16 @@ BRANCH_OF = {"zero_shot": "zero_shot", "zero_shot_library": "zero_shot_library",
 
 
 def predict_methods(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, fusion_weight: float,
-                    posthoc_tau: float, log_prior: torch.Tensor, batch_size: int = 512,
-                    device="cpu") -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+                    posthoc_tau: float, log_prior: torch.Tensor, batch_size: int = 512, device="cpu",
+                    progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
     """Predicted class per method (N,), the routing weights of each image's true class (N, V), and per method
-    whether the true class is among the 5 highest logits (N,) bool."""
+    whether the true class is among the 5 highest logits (N,) bool, written into preallocated arrays batch by batch;
+    `progress`: a bar on stderr when it takes more than a few seconds."""
     preds = {method: np.empty(len(labels), np.int64) for method in METHODS}
     top5 = {method: np.empty(len(labels), bool) for method in METHODS}
     routing = np.empty((len(labels), model.library_mask.shape[1]), np.float32)
     log_prior = log_prior.to(device)
-    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True):
+    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, progress=progress):
         logits = {method: outputs[branch] for method, branch in BRANCH_OF.items()}
         logits["mdpr"] = fuse(outputs["base"], outputs["sem"], fusion_weight, posthoc_tau, log_prior)
         true = torch.as_tensor(labels[rows]).to(device).long()

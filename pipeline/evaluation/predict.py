@@ -40,7 +40,7 @@ from pipeline.library.io import read_library
 from pipeline.model.checkpoint import kept_fusion, load_checkpoint, load_trained_model
 from pipeline.model.inference import scores, view_mean
 from pipeline.model.losses import class_log_prior
-from pipeline.model.mdpr import MDPRModel, fuse
+from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
 
 IDENTITY_KEYS_IGNORED = ("precision",)  # numeric format, not another encoder
 
@@ -77,6 +77,7 @@ class Predictor:
     transform: ViewTransform              # PIL image -> (1 + A, 3, S, S): the views the test split was cached with
     fusion: tuple[float, float]           # (fusion weight, post-hoc tau) training kept under the evaluate params
     runtime: RuntimeParams
+    side: HeadSide                        # what the model computes without images, made once (model.class_side())
 
 
 def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeParams) -> Predictor:
@@ -86,12 +87,14 @@ def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeP
     encoder = load_encoder(clip, runtime.device, fp16_on_cpu="fp32")  # precision aside, the same encoder
     check_encoder(encoder.identity, feats.image_attrs, checkpoint.get("encoder", {}))
     model = load_trained_model(feats, checkpoint).to(encoder.device)
+    with torch.inference_mode():
+        side = model.class_side()
     names = feats.classes["names"]
     image_size = json.loads(encoder.identity["image_size"])[0]
     transform = ViewTransform(encoder.preprocess, image_size, feats.image_attrs.get("test_views", "none"))
     return Predictor(encoder, model, names, feats.dimensions, library_texts(names, feats.library_mask),
                      class_log_prior(feats.classes["train_counts"]).to(encoder.device), transform,
-                     kept_fusion(checkpoint, evaluate), runtime)
+                     kept_fusion(checkpoint, evaluate), runtime, side)
 
 
 def check_encoder(identity: dict, image_attrs: dict, checkpoint_encoder: dict) -> None:
@@ -152,7 +155,8 @@ def score(predictor: Predictor, image_feats: torch.Tensor, names: list[str], top
     Logits and routing weights are averaged over the views, as the evaluate stage does for cached test views.
     """
     device = predictor.encoder.device
-    outputs = view_mean(lambda view: scores(predictor.model, view), image_feats.to(device))  # averaged over views
+    outputs = view_mean(lambda view: scores(predictor.model, view, side=predictor.side),
+                        image_feats.to(device))  # averaged over views
     logits = fuse(outputs["base"], outputs["sem"], *predictor.fusion, predictor.log_prior)
     weights = outputs["weights"]  # (B, C, V)
     probs, classes = logits.softmax(-1).topk(min(top_k, logits.shape[1]), dim=-1)  # (B, k) each

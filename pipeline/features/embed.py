@@ -25,8 +25,9 @@ from tqdm import tqdm
 from pipeline.config.data_params import DatasetParams, EmbedParams, RuntimeParams
 from pipeline.core.atomic import atomic_path, write_json
 from pipeline.core.errors import UserError
-from pipeline.data.images import ImageReader
+from pipeline.data.images import ImageReader, open_rgb
 from pipeline.data.manifest import SPLITS
+from pipeline.features.gpu_decode import JPEG_MAGIC, collate_items, decode_plan, say_fallback
 from pipeline.features.views import ViewTransform
 
 
@@ -42,13 +43,31 @@ class ImageRows(Dataset):
 
     def __getitem__(self, offset: int):
         row = self.start + offset
-        image_id = self.ids[row]
         try:
-            image = self.reader(image_id)
-            image.load()
-            return self.transform(image, seed=(self.seed, row)), ""
+            return self._load(row), ""
         except Exception as err:  # noqa: BLE001 - any decoder failure is reported by name, never swallowed
-            return None, f"{image_id}: {type(err).__name__}: {str(err)[:160]}"
+            return None, f"{self.ids[row]}: {type(err).__name__}: {str(err)[:160]}"
+
+    def _load(self, row: int) -> torch.Tensor:
+        image = self.reader(self.ids[row])
+        image.load()
+        return self.transform(image, seed=(self.seed, row))
+
+
+class FileBytesRows(ImageRows):
+    """`embed.decode: gpu`: a JPEG file's raw bytes (1-D uint8, decoded later on the device); any other file as the
+    CPU view stack (1 + A, 3, S, S). Ids are paths relative to `root`."""
+
+    def __init__(self, ids: list[str], root: Path, transform, start: int, stop: int, seed: int = 0):
+        super().__init__(ids, None, transform, start, stop, seed)
+        self.root = Path(root)
+
+    def _load(self, row: int) -> torch.Tensor:
+        path = self.root / self.ids[row]
+        data = path.read_bytes()
+        if data[:2] == JPEG_MAGIC:
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        return self.transform(open_rgb(path), seed=(self.seed, row))
 
 
 def collate_views(batch):
@@ -75,6 +94,7 @@ class EmbedJob:
     progress: bool = True
     seed: int = 0
     label: str = "embed images"
+    decode: object = None  # a gpu_decode.DeviceJpegViews when JPEGs are decoded on the device (embed.decode: gpu)
 
     def done_until(self) -> int:
         """First row of this shard not yet encoded (chunks are contiguous from `start`)."""
@@ -89,13 +109,19 @@ class EmbedJob:
         first = self.done_until()
         if first >= stop:
             return
-        dataset = ImageRows(self.ids, self.reader, self.transform, first, stop, self.seed)
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_views,
+        if self.decode is None:
+            dataset, collate = ImageRows(self.ids, self.reader, self.transform, first, stop, self.seed), collate_views
+        else:
+            dataset = FileBytesRows(self.ids, self.decode.root, self.transform, first, stop, self.seed)
+            collate = collate_items
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate,
                             pin_memory=self.encoder.device.type == "cuda", persistent_workers=False)
         position = first
         with tqdm(total=stop - self.start, initial=first - self.start, unit="img", desc=self.label,
                   disable=not self.progress, mininterval=1.0) as bar:
             for images, errors in loader:
+                if self.decode is not None:  # (B', 1, 3, S, S) on the device
+                    images, errors = self.decode(images, errors, self.ids[position:position + len(errors)])
                 self._save_chunk(position, images, errors)
                 position += len(errors)
                 bar.update(len(errors))
@@ -142,7 +168,7 @@ def extra_views(split: str, embed_params: EmbedParams) -> str:
 def plan_jobs(rows: list[tuple[str, str, int]], dataset: DatasetParams, embed_params: EmbedParams,
               runtime: RuntimeParams, encoder, scratch: Path, rank: int, world: int):
     """One job per split present in the manifest (this rank's contiguous shard of it), and each split's labels."""
-    jobs, labels = {}, {}
+    jobs, labels, fallbacks = {}, {}, []
     image_size = json.loads(encoder.identity["image_size"])[0]
     for split in SPLITS:
         split_rows = [r for r in rows if r[0] == split]
@@ -150,11 +176,15 @@ def plan_jobs(rows: list[tuple[str, str, int]], dataset: DatasetParams, embed_pa
             continue
         ids = [image_id for _split, image_id, _label in split_rows]
         transform = ViewTransform(encoder.preprocess, image_size, extra_views(split, embed_params))
+        decode, fallback = decode_plan(embed_params, dataset, encoder.device, transform)
+        fallbacks.append(fallback)
         jobs[split] = EmbedJob(ids, ImageReader(dataset), encoder, transform, scratch / split, runtime.batch_size,
                                runtime.num_workers, embed_params.on_error, len(ids) * rank // world,
                                len(ids) * (rank + 1) // world, progress=rank == 0, seed=dataset.seed,
-                               label=f"embed {split}")
+                               label=f"embed {split}", decode=decode)
         labels[split] = [label for _split, _id, label in split_rows]
+    if rank == 0:
+        say_fallback(next((reason for reason in fallbacks if reason), None))
     return jobs, labels
 
 

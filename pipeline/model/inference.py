@@ -7,6 +7,8 @@
 
 `feats` is (N, d) or (N, A, d) cached views (e.g. five crops): every output is the mean over the A views, so a
 multi-view image is scored once. Training's validation, the evaluate stage and `mdpr predict` all score through here.
+What depends only on the weights (class prompts, the router's class-side projections and Gram matrices) is computed
+once per call (`MDPRModel.class_side`), not once per batch; `feats` may be an h5py dataset (read batch by batch).
 """
 from __future__ import annotations
 
@@ -15,18 +17,21 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from pipeline.core.progress import progress_bar
 from pipeline.features.zeroshot import zero_shot_logits
-from pipeline.model.mdpr import MDPRModel
+from pipeline.model.mdpr import HeadSide, MDPRModel
 
 
-def scores(model: MDPRModel, view: torch.Tensor, zero_shot: bool = False) -> dict[str, torch.Tensor]:
+def scores(model: MDPRModel, view: torch.Tensor, zero_shot: bool = False,
+           side: HeadSide | None = None) -> dict[str, torch.Tensor]:
     """The head's outputs for one view (B, d) of L2-normalised image features, float32; with the zero-shot baselines:
-    image vs class-name prompts, and image vs each class's mean description embedding."""
-    outputs = model(view)
+    image vs class-name prompts, and image vs each class's mean description embedding. `side`: model.class_side()."""
+    side = side if side is not None else model.class_side()
+    outputs = model(view, side)
     out = {"base": outputs["base"].float(), "sem": outputs["sem"].float(), "weights": outputs["weights"].float()}
     if zero_shot:
-        out["zero_shot"] = zero_shot_logits(view, model.class_feats.float())
-        out["zero_shot_library"] = zero_shot_logits(view, model.description_means())
+        out["zero_shot"] = zero_shot_logits(view, side.class_feats)
+        out["zero_shot_library"] = zero_shot_logits(view, side.description_means)
     return out
 
 
@@ -40,17 +45,22 @@ def view_mean(score: Callable[[torch.Tensor], dict], feats: torch.Tensor) -> dic
     return {key: value / views.shape[1] for key, value in total.items()}
 
 
-def infer(model: MDPRModel, feats, batch_size: int = 1024, device="cpu",
-          zero_shot: bool = False) -> Iterator[tuple[slice, dict[str, torch.Tensor]]]:
-    """(rows, outputs) per batch of cached features, in eval mode without gradients; the model's mode is restored."""
+def infer(model: MDPRModel, feats, batch_size: int = 1024, device="cpu", zero_shot: bool = False,
+          progress: bool = False) -> Iterator[tuple[slice, dict[str, torch.Tensor]]]:
+    """(rows, outputs) per batch of cached features, in eval mode without gradients; the model's mode is restored.
+    `progress`: a bar on stderr when scoring takes more than a few seconds."""
     was_training = model.training
     model.eval().to(device)
     try:
-        for start in range(0, len(feats), batch_size):
-            with torch.inference_mode():
-                batch = torch.as_tensor(feats[start:start + batch_size]).to(device).float()  # (B, d) | (B, A, d)
-                outputs = view_mean(lambda view: scores(model, view, zero_shot), batch)
-            yield slice(start, start + len(batch)), outputs
+        with torch.inference_mode():
+            side = model.class_side()
+        with progress_bar(len(feats), "score", "img", progress) as bar:
+            for start in range(0, len(feats), batch_size):
+                with torch.inference_mode():
+                    batch = torch.as_tensor(feats[start:start + batch_size]).to(device).float()  # (B, d) | (B, A, d)
+                    outputs = view_mean(lambda view: scores(model, view, zero_shot, side), batch)
+                bar.update(len(batch))
+                yield slice(start, start + len(batch)), outputs
     finally:
         model.train(was_training)
 

@@ -4,11 +4,14 @@
     out = model(image_feats)                    # image_feats (B, d)
     out["base"], out["sem"], out["weights"]     # (B, C), (B, C), (B, C, V)
     logits = fuse(out["base"], out["sem"], 0.5)
+    side = model.class_side()                   # frozen weights: what needs no image, once per run
+    out = model(image_feats, side)              # the same outputs, per batch only the image side
 """
 from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +19,21 @@ from torch import nn
 
 from pipeline.config.model_params import ModelParams
 from pipeline.core.errors import UserError
-from pipeline.model.router import Router
+from pipeline.model.router import ClassSide, Router
 
 MAX_LOGIT_SCALE = 100.0
+
+
+@dataclass
+class HeadSide:
+    """What the head computes from its weights and the frozen caches alone, with no image: made once per run by
+    `MDPRModel.class_side()` when many images are scored with frozen weights (evaluation, predict)."""
+
+    scale: torch.Tensor               # () logit scale s
+    class_weights: torch.Tensor       # (C, d) normalised class prompts w_c
+    router: ClassSide                 # the router's class side (projections, Gram matrices)
+    class_feats: torch.Tensor         # (C, d) class-name embeddings, float32 (zero-shot baseline)
+    description_means: torch.Tensor   # (C, d) normalised mean description embeddings (zero-shot with the library)
 
 
 class MDPRModel(nn.Module):
@@ -92,13 +107,25 @@ class MDPRModel(nn.Module):
         """Routed features (P, d) of adapted image features `feats` (P, d) for classes class_idx (P,)."""
         return self.router.routed(feats, class_idx, self.library(), self.library_mask)
 
-    def forward(self, image_feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        """image_feats (B, d) -> base (B, C), sem (B, C), weights (B, C, V), feats (B, d) (the adapted features)."""
+    def class_side(self) -> HeadSide:
+        """Everything `forward` computes without the images (for frozen weights; no gradients are kept)."""
+        with torch.no_grad():
+            router = self.router.class_side(self.library(), self.library_mask)
+            return HeadSide(self.scale(), self.class_weights(), router, self.class_feats.float(),
+                            self.description_means())
+
+    def forward(self, image_feats: torch.Tensor, side: HeadSide | None = None) -> dict[str, torch.Tensor]:
+        """image_feats (B, d) -> base (B, C), sem (B, C), weights (B, C, V), feats (B, d) (the adapted features).
+
+        `side` (from `class_side()`, same weights) skips the work that does not depend on the images."""
         feats = self.adapt(image_feats)  # (B, d)
-        scale = self.scale()
-        base = scale * feats @ self.class_weights().T  # (B, C)
-        sim, weights = self.router(feats, self.library(), self.library_mask)  # (B, C), (B, C, V)
-        return {"base": base, "sem": scale * sim, "weights": weights, "feats": feats}
+        if side is None:
+            scale, class_weights = self.scale(), self.class_weights()
+            sim, weights = self.router(feats, self.library(), self.library_mask)  # (B, C), (B, C, V)
+        else:
+            scale, class_weights = side.scale, side.class_weights
+            sim, weights = self.router(feats, None, side=side.router)
+        return {"base": scale * feats @ class_weights.T, "sem": scale * sim, "weights": weights, "feats": feats}
 
 
 def _adapter(dim: int) -> nn.Sequential:

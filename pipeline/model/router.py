@@ -2,23 +2,39 @@
 
     router = Router(dim=512, heads=8, dropout=0.2, init="identity")
     sim, weights = router(image_feats, library_feats, mask)     # (B, d), (C, V, d), (C, V) -> (B, C), (B, C, V)
+    side = router.class_side(library_feats, mask)               # frozen weights: the class side once per run
+    sim, weights = router(image_feats, None, side=side)
 
 The router is the multi-head attention of the reference code (`x_bc = Attn(q=f_b, k=v=E_c)`, parameters in an
 `nn.MultiheadAttention`, same state_dict keys) computed without repeating queries per class or keys per image:
-the key/value projections are made once per call and contracted with einsum, the output projection is folded into
-the class side, and cos(f_b, x_bc) is assembled from dot products and a per-class Gram matrix, so the (B, C, d)
-routed features are never materialised. `naive_router` is the reference formulation, kept for tests and benchmarks.
+the key/value projections of every description are one matmul per call, the output projection is folded into the
+class side (a per-class Gram matrix), and cos(f_b, x_bc) is assembled from dot products and that Gram matrix, so
+the (B, C, d) routed features are never materialised. The arithmetic and its hand-written backward live in
+pipeline/model/router_kernel.py. `naive_router` is the reference formulation, kept for tests and benchmarks.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pipeline.core.errors import UserError
+from pipeline.model.router_kernel import RoutedCosine, RouterStep, class_forward
 
-EPS = 1e-8  # floor on vector norms in cosines, as in F.cosine_similarity
 ROUTER_INITS = ("identity", "pytorch")
+
+
+@dataclass
+class ClassSide:
+    """What the router computes from the description library alone (no image): once per training step, or once
+    per run when the weights are frozen (`Router.class_side`). Rows of keys_values are ordered (v, c)."""
+
+    keys_values: torch.Tensor       # (VC, 2d) key and value projections of every description, float32 or wider
+    gram: torch.Tensor              # (C, hV, hV) Gram matrix of each class's output-projected values u_chv
+    bias_dot: torch.Tensor          # (C, hV) u_chv . out_bias
+    valid: torch.Tensor | None      # (V, C, 1) True = a valid description
 
 
 class Router(nn.Module):
@@ -64,21 +80,47 @@ class Router(nn.Module):
     def _queries(self, image_feats: torch.Tensor) -> torch.Tensor:
         return self._project(image_feats, 0) * self.head_dim ** -0.5  # (B, h, e), scaled like nn.MultiheadAttention
 
-    def forward(self, image_feats: torch.Tensor, library_feats: torch.Tensor, mask: torch.Tensor | None = None):
-        """image_feats (B, d), library_feats (C, V, d), mask (C, V) True = valid -> sim (B, C), weights (B, C, V)."""
-        queries = self._queries(image_feats)  # (B, h, e)
-        keys, values = self._project(library_feats, 1), self._project(library_feats, 2)  # (C, V, h, e) each
-        probs = self._probs(torch.einsum("bhe,cvhe->bchv", queries, keys), mask)  # (B, C, h, V)
-        mixing = F.dropout(probs, self.dropout, self.training).flatten(2)  # (B, C, hV)
+    @torch.no_grad()
+    def class_side(self, library_feats: torch.Tensor, mask: torch.Tensor | None = None) -> ClassSide:
+        """Everything the router computes from the library alone, for frozen weights (no gradients are kept):
+        library_feats (C, V, d), mask (C, V)."""
+        keys_values, valid = self._keys_values(library_feats, mask)
+        with torch.autocast(keys_values.device.type, enabled=False):
+            out_weight, out_bias = self._out_projection(keys_values.dtype)
+            gram, bias_dot, _ = class_forward(keys_values, out_weight, out_bias, self.heads, library_feats.shape[0])
+        return ClassSide(keys_values, gram, bias_dot, valid)
 
-        out_weight = self.attn.out_proj.weight.unflatten(1, (self.heads, self.head_dim))  # (d, h, e)
-        # x_bc = sum_{h,v} a_bchv u_chv + out_bias, with u_chv = out_proj_h @ value_chv (out_proj folded in).
-        outputs = torch.einsum("cvhe,dhe->chvd", values, out_weight).flatten(1, 2)  # (C, hV, d): u
-        image_out = (image_feats @ out_weight.flatten(1)).unflatten(-1, (self.heads, self.head_dim))  # (B, h, e)
-        image_dot = torch.einsum("bhe,cvhe->bchv", image_out, values).flatten(2)  # (B, C, hV): f . u
-        with torch.autocast(image_feats.device.type, enabled=False):  # a^T G a in bf16 would lose the norm
-            sim = _routed_cosine(image_feats, mixing, image_dot, outputs, self.attn.out_proj.bias)
-        return sim, probs.mean(2)
+    def forward(self, image_feats: torch.Tensor, library_feats: torch.Tensor | None, mask: torch.Tensor | None = None,
+                side: ClassSide | None = None):
+        """image_feats (B, d), library_feats (C, V, d), mask (C, V) True = valid -> sim (B, C), weights (B, C, V).
+
+        `side` (from `class_side`, same weights) replaces library_feats and mask: per batch, only the image side."""
+        keys_values, valid = (side.keys_values, side.valid) if side is not None else \
+            self._keys_values(library_feats, mask)
+        dtype = keys_values.dtype
+        with torch.autocast(image_feats.device.type, enabled=False):
+            out_weight, out_bias = self._out_projection(dtype)
+            feats = image_feats.to(dtype)
+            query_image = torch.cat([self._queries(feats).flatten(1), feats @ out_weight], dim=1)  # (B, 2d)
+            if side is None:  # training: class side and image side in one autograd node
+                sim, weights = RouterStep.apply(query_image, feats, keys_values, out_weight, out_bias, valid,
+                                                self.dropout, self.training, self.heads, library_feats.shape[0])
+            else:
+                sim, weights = RoutedCosine.apply(query_image, feats, keys_values, side.gram, side.bias_dot,
+                                                  out_bias, valid, self.dropout, self.training, self.heads)
+        return sim.t(), weights.permute(2, 1, 0)  # (C, B) -> (B, C); (V, C, B) -> (B, C, V)
+
+    def _keys_values(self, library_feats: torch.Tensor, mask: torch.Tensor | None):
+        """Key and value projections of every description (VC, 2d), rows ordered (v, c), at least float32; the
+        mask as (V, C, 1). Under bf16 autocast the projection itself runs in bf16."""
+        classes, views, dim = library_feats.shape
+        rows = library_feats.transpose(0, 1).reshape(views * classes, dim)  # (VC, d), description-major
+        keys_values = F.linear(rows, self.attn.in_proj_weight[dim:], self.attn.in_proj_bias[dim:])  # (VC, 2d)
+        valid = None if mask is None else mask.t().to(library_feats.device)[..., None]  # (V, C, 1)
+        return _at_least_float32(keys_values), valid
+
+    def _out_projection(self, dtype: torch.dtype):
+        return self.attn.out_proj.weight.to(dtype), self.attn.out_proj.bias.to(dtype)
 
     def routed(self, image_feats: torch.Tensor, class_idx: torch.Tensor, library_feats: torch.Tensor,
                mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,20 +133,6 @@ class Router(nn.Module):
         probs = F.dropout(probs, self.dropout, self.training)
         mixed = torch.einsum("phv,pvhe->phe", probs, values).flatten(1)  # (P, d)
         return self.attn.out_proj(mixed)
-
-
-def _routed_cosine(image_feats, mixing, image_dot, outputs, out_bias) -> torch.Tensor:
-    """cos(f_b, x_bc) from f (B, d), a (B, C, hV), f.u (B, C, hV), u (C, hV, d), out_bias (d,) -> (B, C)."""
-    image_feats, mixing, image_dot, outputs, out_bias = map(_at_least_float32,
-                                                            (image_feats, mixing, image_dot, outputs, out_bias))
-    dot = (mixing * image_dot).sum(-1) + (image_feats @ out_bias)[:, None]  # (B, C): f . x_bc
-    gram = outputs @ outputs.transpose(1, 2)  # (C, hV, hV)
-    gram_mix = (mixing.transpose(0, 1) @ gram).transpose(0, 1)  # (B, C, hV): G a
-    bias_dot = outputs @ out_bias  # (C, hV): u . out_bias
-    sq_norm = (mixing * (gram_mix + 2 * bias_dot)).sum(-1) + out_bias @ out_bias  # (B, C): ||x_bc||^2
-    routed_norm = sq_norm.clamp_min(0).sqrt().clamp_min(EPS)  # (B, C)
-    image_norm = image_feats.norm(dim=-1, keepdim=True).clamp_min(EPS)  # (B, 1)
-    return dot / (image_norm * routed_norm)
 
 
 def _at_least_float32(tensor: torch.Tensor) -> torch.Tensor:

@@ -120,9 +120,10 @@ def test_same_seed_gives_identical_state_and_history():
     assert state_a.keys() == state_b.keys()
     assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
     assert history_a == history_b
-    _, state_c, _ = _small_fit(TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=8, lambda_pa=0.1, lambda_ka=0.1),
-                               adapter=True)
-    assert not torch.equal(state_a["residual"], state_c["residual"])
+    _, _, history_c = _small_fit(TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=8, lambda_pa=0.1, lambda_ka=0.1),
+                                 adapter=True)
+    # another seed draws other batches (the kept epoch may be the untrained epoch 0 for both: compare the losses)
+    assert [h["loss"] for h in history_a[1:]] != [h["loss"] for h in history_c[1:]]
 
 
 def test_history_records_losses_accuracies_and_cosine_schedule():
