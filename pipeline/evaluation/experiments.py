@@ -128,8 +128,12 @@ def format_groups(groups: list[Group], split: str = "test", over: str = "train.s
         lines = [f"{named}: n = {len(group.runs)} ({over} {seeds}; runs {', '.join(r.name for r in group.runs)})",
                  f"{split} split, mean ± std (%) over the {len(group.runs)} runs:",
                  f"{'method':<22}" + "".join(f"{c:>16}" for c in COLUMNS)]
-        for method, cells in aggregate(group, split).items():
+        table = aggregate(group, split)
+        for method, cells in table.items():
             lines.append(f"{LABELS[method]:<22}" + "".join(f"{_cell(cells.get(c)):>16}" for c in COLUMNS))
+        if not table:
+            lines.append(f"(no {split} metric is present in all {len(group.runs)} runs: a run evaluated by older code "
+                         f"lacks it; rerun it with `dvc exp run`)")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 

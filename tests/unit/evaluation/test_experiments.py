@@ -48,9 +48,10 @@ def test_the_table_prints_mean_and_sample_std_of_each_column():
 
 
 @pytest.mark.parametrize("split", ["val"])
-def test_a_split_the_runs_lack_prints_no_row(split):
+def test_a_split_the_runs_lack_prints_no_row_and_says_why(split):
     text = format_groups(group_runs(runs_of(exp_show())), split=split)
-    assert text.splitlines()[-1].startswith("method")        # metrics.json without `val`: header only
+    header, last = text.splitlines()[-2:]                    # metrics.json without `val`: no number printed
+    assert header.startswith("method") and last.startswith(f"(no {split} metric is present in all 1 runs")
 
 
 def test_no_experiment_says_how_to_make_some():
