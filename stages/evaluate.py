@@ -1,14 +1,14 @@
-"""Evaluate all methods, write metrics, per-class CSV and plots (params: evaluate).
+"""Evaluate all methods, write metrics, per-class CSV and plots (params: evaluate, clip).
 
     mdpr evaluate           # DVC stage `evaluate` (runtime: device and batch size)
 
 Scores every method on the test split; writes artifacts/metrics/metrics.json (per method: top1, mean_class, many,
 medium, few; absent groups are left out), per_class.csv, routing.json and PNG plots under artifacts/metrics/plots/;
-prints the table.
+prints the table. A `coop` model's frozen text encoder is rebuilt from the clip params; its class prompts run once.
 """
 import pandas as pd
 
-from pipeline.config.data_params import RuntimeParams
+from pipeline.config.data_params import ClipParams, RuntimeParams
 from pipeline.config.model_params import EvaluateParams
 from pipeline.config.params import load_sections
 from pipeline.core import paths
@@ -25,13 +25,14 @@ from pipeline.model.metrics import accuracy_report
 
 
 def run(params_path: str = "params.yaml") -> None:
-    params, runtime = load_sections(params_path, EvaluateParams, RuntimeParams)
+    params, clip_params, runtime = load_sections(params_path, EvaluateParams, ClipParams, RuntimeParams)
     feats = load_features()
-    model = load_trained_model(feats, load_checkpoint(paths.CHECKPOINT, feats.hashes))
+    device = resolve_device(runtime.device)
+    model = load_trained_model(feats, load_checkpoint(paths.CHECKPOINT, feats.hashes), clip_params, device)
     test_feats, labels = feats.scored("test")
     counts = feats.classes["train_counts"]
     preds, routing = predict_methods(model, test_feats, labels, params.fusion_weight, params.posthoc_tau,
-                                     class_log_prior(counts), runtime.batch_size, resolve_device(runtime.device),
+                                     class_log_prior(counts), runtime.batch_size, device,
                                      progress=True)
     metrics = {m: {k: round(v, 6) for k, v in accuracy_report(preds[m], labels, counts).items()} for m in METHODS}
     write_json(paths.METRICS, metrics)

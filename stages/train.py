@@ -1,10 +1,11 @@
-"""Train class prompts and the router on cached features (params: model, train).
+"""Train class prompts and the router on cached features (params: model, train, clip).
 
     mdpr train              # DVC stage `train` (runtime: device)
 
 Writes artifacts/model/model.pt (state dict, params, and the sha256 of the feature files it was trained on) and
 per-epoch curves with DVCLive under artifacts/model/live/ (`dvc plots show` draws them). Model selection uses the
-`val` split when the dataset has one (fused logits at weight 0.5), never `test`.
+`val` split when the dataset has one (fused logits at weight 0.5), never `test`. With `model.base: coop` the frozen
+text encoder of the clip params is loaded too (its prompts run every step); otherwise no encoder is loaded.
 """
 import shutil
 import sys
@@ -12,23 +13,26 @@ import time
 
 import torch
 
-from pipeline.config.data_params import RuntimeParams
+from pipeline.config.data_params import ClipParams, RuntimeParams
 from pipeline.config.model_params import ModelParams, TrainParams
 from pipeline.config.params import load_sections
 from pipeline.core import paths
 from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import build_model, save_checkpoint
+from pipeline.model.coop import load_text_encoder
 from pipeline.model.training import fit
 
 SELECTION_FUSION_WEIGHT = 0.5
 
 
 def run(params_path: str = "params.yaml") -> None:
-    model_params, train_params, runtime = load_sections(params_path, ModelParams, TrainParams, RuntimeParams)
+    model_params, train_params, clip_params, runtime = load_sections(params_path, ModelParams, TrainParams,
+                                                                     ClipParams, RuntimeParams)
     device = resolve_device(runtime.device)
     feats = load_features()
-    model = build_model(feats, model_params, seed=train_params.seed)
+    text = load_text_encoder(clip_params, device) if model_params.base == "coop" else None
+    model = build_model(feats, model_params, seed=train_params.seed, text=text)
     train = feats.splits["train"]
     val = feats.scored("val")
     started = time.monotonic()
