@@ -104,7 +104,9 @@ def main() -> None:
         for base in args.bases:
             out = subprocess.run([sys.executable, __file__, "--child", base, str(classes), "--steps", str(args.steps),
                                   "--device", args.device, "--clip-model", args.clip_model],
-                                 capture_output=True, text=True, check=True)
+                                 capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"{base} C={classes} failed ({out.returncode}):\n{out.stderr[-2000:]}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(result)
             memory = "peak allocated" if args.device.startswith("cuda") else \
