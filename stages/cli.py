@@ -3,16 +3,17 @@
     mdpr --help
     mdpr prepare && mdpr embed-images && mdpr embed-classes     # what `dvc repro` runs, stage by stage
 
-Each command reads params.yaml in the working directory (`--params PATH` to override). A problem the user can fix
-prints one line `error: ...` and exits with status 2, without a traceback.
+Each command reads params.yaml in the working directory (`--params PATH` to override) and runs in the folder that
+holds it, the project root (stages/common.py). A problem the user can fix prints one line `error: ...` and exits with
+status 2, without a traceback.
 """
 from __future__ import annotations
 
 import click
 
 from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
-from stages.commands import predict, preset, report
-from stages.common import params_option, user_errors
+from stages.commands import llm_cache, predict, preset, report
+from stages.common import in_project, params_option, user_errors
 
 STAGES = (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate)
 """The DVC stages in pipeline order: module `stages.<name>` runs as `mdpr <name with dashes>`."""
@@ -26,7 +27,8 @@ def stage_command(module) -> click.Command:
     @params_option
     @user_errors
     def command(params_path: str) -> None:
-        module.run(params_path)
+        with in_project(params_path) as params_file:
+            module.run(params_file)
     return command
 
 
@@ -44,7 +46,7 @@ def main() -> None:
 
 for _stage in STAGES:
     main.add_command(stage_command(_stage))
-for _command in (report.command, predict.command, preset.command):
+for _command in (report.command, predict.command, preset.command, llm_cache.command):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
     mdpr prepare            # DVC stage `prepare`
 
-Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, train counts,
-many/medium/few groups, class-list hash), for synthetic-lt the generated PNGs under artifacts/data/images/, and for
-an imported features file with class text features, artifacts/data/class_features.npy.
+Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, the train counts in use
+and their source, many/medium/few groups under the dataset.many_above / few_below thresholds, class-list hash), for
+synthetic-lt the generated PNGs under artifacts/data/images/, and for an imported features file with class text
+features, artifacts/data/class_features.npy. Prints the split sizes, where the train counts come from and the group
+sizes.
 """
 import shutil
 
@@ -35,7 +37,9 @@ def run(params_path: str = "params.yaml") -> None:
             with open(tmp, "wb") as handle:
                 np.save(handle, spec.class_features.astype(np.float32))
     manifest.write_manifest(paths.MANIFEST, spec.rows)
-    record = manifest.write_classes(paths.CLASSES, spec.names, spec.rows, params.name)
+    counts, source = spec.counts_in_use()
+    record = manifest.write_classes(paths.CLASSES, manifest.classes_record(
+        spec.names, spec.rows, params.name, counts, source, (params.many_above, params.few_below), spec.provenance))
     groups = {g: record["groups"].count(g) for g in manifest.GROUPS}
-    print(f"prepare: {params.name}: {len(spec.names)} classes, splits {record['splits']}, "
-          f"many/medium/few classes {groups['many']}/{groups['medium']}/{groups['few']}")
+    print(f"prepare: {params.name}: {len(spec.names)} classes, splits {record['splits']}, train counts from "
+          f"{source}, many/medium/few classes {groups['many']}/{groups['medium']}/{groups['few']}")

@@ -1,11 +1,13 @@
-"""Train class prompts and the router on cached features (params: model, train, clip).
+"""Train class prompts and the router on cached features (params: model, train, evaluate, clip).
 
     mdpr train              # DVC stage `train` (runtime: device)
 
-Writes artifacts/model/model.pt (state dict, params, and the sha256 of the feature files it was trained on) and
-per-epoch curves with DVCLive under artifacts/model/live/ (`dvc plots show` draws them). Model selection uses the
-`val` split when the dataset has one (fused logits at weight 0.5), never `test`. With `model.base: coop` the frozen
-text encoder of the clip params is loaded too (its prompts run every step); otherwise no encoder is loaded.
+Writes artifacts/model/model.pt (state dict, params, the sha256 of the feature files it was trained on, and what was
+kept) and per-epoch curves with DVCLive under artifacts/model/live/ (`dvc plots show` draws them). With a `val`
+split the epoch is selected on it, with the fused prediction the `evaluate` params name (`auto` fusion weight or
+post-hoc tau are chosen on val at every epoch); without one the last epoch is kept and `auto` is refused. Never
+`test`. With `model.base: coop` the frozen text encoder of the clip params is loaded too (its prompts run every
+step); otherwise no encoder is loaded.
 """
 import shutil
 import sys
@@ -14,27 +16,27 @@ import time
 import torch
 
 from pipeline.config.data_params import ClipParams, RuntimeParams
-from pipeline.config.model_params import ModelParams, TrainParams
+from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.config.params import load_sections
 from pipeline.core import paths
 from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import build_model, save_checkpoint
 from pipeline.model.coop import load_text_encoder
+from pipeline.model.selection import describe_kept, require_val
 from pipeline.model.training import fit
-
-SELECTION_FUSION_WEIGHT = 0.5
 
 
 def run(params_path: str = "params.yaml") -> None:
-    model_params, train_params, clip_params, runtime = load_sections(params_path, ModelParams, TrainParams,
-                                                                     ClipParams, RuntimeParams)
+    model_params, train_params, evaluate_params, clip_params, runtime = load_sections(
+        params_path, ModelParams, TrainParams, EvaluateParams, ClipParams, RuntimeParams)
     device = resolve_device(runtime.device)
     feats = load_features()
+    val = feats.scored("val")
+    require_val(evaluate_params, val is not None, f"dataset {feats.classes['dataset']!r}")
     text = load_text_encoder(clip_params, device) if model_params.base == "coop" else None
     model = build_model(feats, model_params, seed=train_params.seed, text=text)
     train = feats.splits["train"]
-    val = feats.scored("val")
     started = time.monotonic()
     with _live() as live:
         def log_epoch(record: dict) -> None:
@@ -44,15 +46,13 @@ def run(params_path: str = "params.yaml") -> None:
             live.next_step()
             print(_epoch_line(record, train_params.epochs, time.monotonic() - started), file=sys.stderr, flush=True)
 
-        state, history = fit(model, torch.from_numpy(feats.train_inputs()), torch.from_numpy(train["labels"]),
-                             feats.classes["train_counts"], train_params, val=val,
-                             fusion_weight=SELECTION_FUSION_WEIGHT, device=str(device), log_epoch=log_epoch)
-    save_checkpoint(paths.CHECKPOINT, state, feats, model_params, train_params, history)
-    last = history[-1]
-    chosen = max(history, key=lambda r: r.get("val_mean_class", r["epoch"]))
-    kept = f" (val mean-class {chosen['val_mean_class']:.3f})" if val is not None else ""
-    print(f"train: {len(history)} epochs on {device}, last loss {last['loss']:.4f}, kept epoch {chosen['epoch']}"
-          f"{kept} -> {paths.CHECKPOINT}")
+        state, history, kept = fit(model, torch.from_numpy(feats.train_inputs()), torch.from_numpy(train["labels"]),
+                                   feats.classes["train_counts"], train_params, val=val, fusion=evaluate_params,
+                                   device=str(device), log_epoch=log_epoch)
+    save_checkpoint(paths.CHECKPOINT, state, feats, model_params, train_params, history, kept, evaluate_params)
+    score = f", val mean-class {kept['val_mean_class']:.3f}" if val is not None else ""
+    print(f"train: {len(history)} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
+          f"{paths.CHECKPOINT}\ntrain: {describe_kept(kept)}")
 
 
 def _epoch_line(record: dict, epochs: int, seconds: float) -> str:

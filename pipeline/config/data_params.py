@@ -22,9 +22,12 @@ class DatasetParams:
     """Dataset kind: synthetic-lt (offline, generated), cifar10-lt, cifar100-lt, imagenet-lt, places-lt, folder,
     features."""
     root: str = "data/raw"
-    """Where the dataset's images live (ignored by synthetic-lt, which writes under artifacts/data/images)."""
+    """What the dataset reads, and a DVC dependency of prepare and embed_images (a change in it reruns them): the
+    image folder (folder, imagenet-lt, places-lt), the folder holding CIFAR's python archive (cifar*), or the folder
+    holding the features file, or the file itself (features). Unused by synthetic-lt; the default data/raw is a
+    committed folder holding only a README, so a fresh clone runs."""
     seed: int = 0
-    """Seed for sampling the long-tailed subset and for generating synthetic images."""
+    """Seed for sampling the long-tailed subset, carving the val split and generating synthetic images."""
     imbalance_factor: float = 50.0
     """Ratio of the largest to the smallest class's training count (n_i = floor(n_max * IF^(-i/(C-1))))."""
     num_classes: int = 20
@@ -33,30 +36,45 @@ class DatasetParams:
     """Training images of the largest class; null = the dataset's default (synthetic 200, CIFAR-10 5000, CIFAR-100
     500)."""
     val_per_class: int = 10
-    """synthetic-lt only: balanced validation images per class (CIFAR has no val split; ImageNet/Places-LT use
-    theirs)."""
+    """Balanced validation images per class, never test images. synthetic-lt generates them; cifar*-lt takes them
+    from the CIFAR training images the long-tailed subset leaves out (the head class, which would use all of its
+    images, keeps at most 500 - val_per_class on CIFAR-100, 5000 - val_per_class on CIFAR-10); folder and features
+    without val images carve min(val_per_class, half the smallest class) training images of every class;
+    imagenet-lt and places-lt use their official val split (20 per class) and ignore this."""
     test_per_class: int = 20
     """synthetic-lt only: balanced test images per class."""
     image_size: int = 64
     """synthetic-lt only: side of the generated square images, in pixels."""
     download: bool = False
-    """cifar*: download with torchvision when the files are missing (needs internet)."""
+    """cifar*: download with torchvision into dataset.root when the files are missing (needs internet)."""
     train_list: Optional[str] = None
-    """imagenet-lt: path of ImageNet_LT_train.txt (not shipped; comes with the ImageNet-LT release). places-lt:
-    optional override."""
+    """imagenet-lt: path of ImageNet_LT_train.txt (not shipped; comes with the ImageNet-LT release), under
+    dataset.root or data/splits/. places-lt: optional override of data/splits/Places_LT_train.txt."""
     split_file: Optional[str] = None
     """folder: optional CSV `path,split` (split in train/val/test) relative to root; null = every image is train,
-    20% per class held out as test."""
+    20% per class held out as test and a balanced val carved from the rest."""
     features_file: Optional[str] = None
-    """features: path of a user-provided HDF5 or NPZ with precomputed CLIP features (see README)."""
+    """features: path of a user-provided HDF5 or NPZ with precomputed CLIP features (see README), under
+    dataset.root (or equal to it)."""
+    train_counts_file: Optional[str] = None
+    """Real training frequencies per class, overriding the train split's counts for the groups, the
+    logit-adjustment prior and the plots: JSON (a list of C counts in label order, or {class name: count}) or CSV
+    (columns label or class, and count), under dataset.root or data/splits/ (e.g.
+    data/splits/ImageNet_LT_train_cls_freq.json); null = the imported file's train_counts, else the train split."""
+    many_above: int = 100
+    """A class with more training images than this is `many` (standard protocol: 100)."""
+    few_below: int = 20
+    """A class with fewer training images than this is `few` (standard: 20); the rest are `medium`."""
 
     def validate(self) -> None:
         check(self, "imbalance_factor", self.imbalance_factor >= 1, "a number >= 1")
         check(self, "num_classes", 2 <= self.num_classes <= 96, "an integer in 2..96")
         check(self, "n_max", self.n_max is None or self.n_max >= 1, "null or an integer >= 1")
-        check(self, "val_per_class", self.val_per_class >= 0, "an integer >= 0")
+        check(self, "val_per_class", self.val_per_class >= 1, "an integer >= 1 (every dataset has a val split)")
         check(self, "test_per_class", self.test_per_class >= 1, "an integer >= 1")
         check(self, "image_size", 8 <= self.image_size <= 1024, "an integer in 8..1024")
+        check(self, "few_below", 0 <= self.few_below <= self.many_above + 1,
+              f"an integer in 0..dataset.many_above + 1 ({self.many_above + 1})")
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,10 @@ class ClipParams:
     """Class-name prompts: simple = 'a photo of a {}.', ensemble = CLIP's 7 best ImageNet templates (mean embedding)."""
     seed: int = 0
     """Seed of the random init when pretrained is none (so every run builds the same encoder)."""
+    space_check: Literal["refuse", "warn"] = "refuse"
+    """features imports with class_features: embed_classes compares this encoder's own class-name embeddings with the
+    imported ones and refuses when they disagree (mean cosine < 0.5 or top-1 agreement < 50%: another model, tag or
+    a random init, whose description embeddings would not match the images); warn runs anyway, printing both."""
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,9 @@ class LibraryParams:
     """llm.backend file: a class absent from the file is an error, or gets offline descriptions (source: offline)."""
     max_reasks: int = 2
     """Times an invalid answer (empty, refusal, too long for CLIP) is asked again before the explicit fallback."""
+    max_fallback_fraction: float = 0.02
+    """Largest share of descriptions that may fall back to offline text (failed requests, rejected answers): above
+    it the stage fails, writes nothing and keeps the answers received in the cache (a rerun asks only the rest)."""
 
     def validate(self) -> None:
         bad = [d for d in self.dimensions if d not in DIMENSIONS]
@@ -84,3 +87,4 @@ class LibraryParams:
                f"a non-empty list of distinct names from {', '.join(DIMENSIONS)}")
         check(self, "per_dimension", 1 <= self.per_dimension <= 20, "an integer in 1..20")
         check(self, "max_reasks", self.max_reasks >= 0, "an integer >= 0")
+        check(self, "max_fallback_fraction", 0 <= self.max_fallback_fraction <= 1, "a number in [0, 1]")

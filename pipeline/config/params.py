@@ -37,15 +37,28 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise UserError(f"params: {path} is not valid YAML ({str(err).splitlines()[0]}).") from None
+        raise UserError(f"params: {path}{yaml_error_place(err)}; fix the syntax there.") from None
     if not isinstance(data, dict):
         raise UserError(f"params: {path} must be a mapping of sections (dataset:, clip:, ...).")
     return data
 
 
+def yaml_error_place(err: yaml.YAMLError) -> str:
+    """', line 3, column 7: not valid YAML (mapping values are not allowed here)' (1-based), from PyYAML's marks."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{where}: not valid YAML ({problem})"
+
+
 def load_sections(path: str | Path, *classes: type) -> tuple:
-    """Load the named sections of the params file (one read) into their strict dataclasses (missing = defaults)."""
+    """Load the named sections of the params file (one read) into their strict dataclasses (missing = defaults).
+
+    An empty file is refused: the stages would otherwise run on code defaults that no params file records."""
     data = read_yaml(path)
+    if not data:
+        raise UserError(f"params: {path} is empty; write every key with `mdpr preset demo --params {path}` (the "
+                        f"offline demo) or `mdpr preset NAME` (mdpr preset --list), or restore it from Git.")
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise UserError(f"params: unknown section {unknown[0]!r} in {path}; allowed sections: {', '.join(SECTIONS)}.")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config.params import SECTIONS, defaults, read_yaml, yaml_value
+from pipeline.config.params import SECTIONS, defaults, read_yaml, yaml_error_place, yaml_value
 from pipeline.config.schema import from_dict
 from pipeline.core.errors import UserError
 from pipeline.core.paths import SHIPPED
@@ -54,7 +54,7 @@ def load_preset(name: str) -> dict:
     try:
         preset = yaml.safe_load(paths[name].read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise UserError(f"preset {name}: {paths[name]} is not valid YAML ({str(err).splitlines()[0]}).") from None
+        raise UserError(f"preset {name}: {paths[name]}{yaml_error_place(err)}; fix the syntax there.") from None
     if not isinstance(preset, dict):
         raise UserError(f"preset {name}: {paths[name]} must be a mapping of sections.")
     for section, values in preset.items():

@@ -55,7 +55,14 @@ def _coerce(section: str, key: str, hint, value):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(section, key, inner[0], value)
+        if len(inner) == 1:
+            return _coerce(section, key, inner[0], value)
+        for option in inner:  # e.g. `float | Literal["auto"]`: the first type that accepts the value wins
+            try:
+                return _coerce(section, key, option, value)
+            except UserError:
+                pass
+        raise UserError(f"{where} has the wrong type; expected {' or '.join(map(_expected, inner))}.")
     if origin is Literal:
         if value not in args:
             raise UserError(f"{where} is not allowed; choose one of: {', '.join(map(str, args))}.")
@@ -72,3 +79,10 @@ def _coerce(section: str, key: str, hint, value):
             raise UserError(f"{where} is not a finite number.")
         return float(value) if hint is float else value
     raise TypeError(f"unsupported params type {hint!r} for {section}.{key}")
+
+
+def _expected(hint) -> str:
+    """What a type hint accepts, in words: 'a number', 'auto'."""
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(map(str, typing.get_args(hint)))
+    return _SCALARS[hint][1] if hint in _SCALARS else str(hint)

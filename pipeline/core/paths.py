@@ -29,3 +29,8 @@ ROUTING = METRICS_DIR / "routing.json"
 PLOTS = METRICS_DIR / "plots"
 SCRATCH = Path(".cache")
 """Resumable work in progress (embedding chunks), outside every DVC output."""
+
+
+def located(path: str | Path) -> Path:
+    """`path` made absolute, as error messages show a missing input: the reader sees which folder was searched."""
+    return Path(path).absolute()

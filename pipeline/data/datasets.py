@@ -12,12 +12,17 @@ pipeline/data/images.py reads an id back as an image:
 | cifar*-lt     | torchvision arrays under dataset.root  | `train/12` (row index) |
 | imagenet-lt, places-lt, folder | files under dataset.root | path relative to root |
 | features      | none: features come from dataset.features_file | the file's ids, or `train/12` |
+
+Every kind has a balanced val split that is never test (pipeline/data/splits.py). The train counts in classes.json
+are the train split's own, unless `dataset.train_counts_file` (pipeline/data/counts.py) or an imported file's
+`train_counts` give the real frequencies. Files read besides the root must lie under it or under data/splits/
+(pipeline/data/sources.py), so DVC sees every change.
 """
 from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +31,16 @@ from pipeline.config.data_params import DatasetParams
 from pipeline.core.errors import UserError
 from pipeline.core.paths import SHIPPED
 from pipeline.data import manifest, synthetic
+from pipeline.data.counts import read_counts_file
 from pipeline.data.images import IMAGE_SUFFIXES, cifar_dataset
 from pipeline.data.imported import read_features_file
+from pipeline.data.sources import source_path
+from pipeline.data.splits import carve_val
 
 DATA_DIR = SHIPPED / "data"
 IMAGENET_LT_HELP = ("ImageNet_LT_train.txt comes with the ImageNet-LT release (facebookresearch/classifier-balancing, "
-                    "'Dataset' section of its README); download it and set dataset.train_list to its path")
+                    "'Dataset' section of its README); save it as data/splits/ImageNet_LT_train.txt (or under "
+                    "dataset.root) and set dataset.train_list to its path")
 
 
 @dataclass
@@ -41,9 +50,19 @@ class DatasetSpec:
     names: list[str]
     rows: list[tuple[str, str, int]]
     class_features: np.ndarray | None = None   # (C, d) text features brought with imported image features
+    frequencies: list[int] | None = None       # (C,) real training frequencies, when a file gives them
+    frequencies_source: str = "train split"
+    provenance: dict = field(default_factory=dict)  # classes.json fields naming where imported features come from
 
     def train_counts(self) -> list[int]:
+        """Training images per class in the train split."""
         return manifest.train_counts(self.rows, len(self.names))
+
+    def counts_in_use(self) -> tuple[list[int], str]:
+        """The counts that drive groups, prior and plots, and where they come from."""
+        if self.frequencies is not None:
+            return self.frequencies, self.frequencies_source
+        return self.train_counts(), "train split"
 
 
 def lt_counts(n_max: int, num_classes: int, imbalance_factor: float) -> list[int]:
@@ -57,6 +76,9 @@ def build_dataset(params: DatasetParams) -> DatasetSpec:
                 "imagenet-lt": _imagenet_lt, "places-lt": _places_lt, "folder": _folder, "features": _features}
     spec = builders[params.name](params)
     check_classes(spec)
+    if params.train_counts_file:
+        spec.frequencies = read_counts_file(source_path(params, "train_counts_file", shipped=True), spec.names)
+        spec.frequencies_source = f"dataset.train_counts_file {params.train_counts_file}"
     return spec
 
 
@@ -88,20 +110,28 @@ def _cifar(params: DatasetParams) -> DatasetSpec:
         names = [n.replace("_", " ") for n in train.classes]
     n_max = params.n_max or (5000 if params.name == "cifar10-lt" else 500)
     return DatasetSpec(names, cifar_lt_rows(np.asarray(train.targets), np.asarray(test.targets), n_max,
-                                            params.imbalance_factor, params.seed))
+                                            params.imbalance_factor, params.val_per_class, params.seed))
 
 
 def cifar_lt_rows(train_targets: np.ndarray, test_targets: np.ndarray, n_max: int, imbalance_factor: float,
-                  seed: int) -> list[tuple[str, str, int]]:
-    """Long-tailed train rows (the first n_i of a seeded shuffle of each class) + the full balanced test set."""
+                  val_per_class: int, seed: int) -> list[tuple[str, str, int]]:
+    """Long-tailed train rows, a balanced val split from the training images they leave out, the full test set.
+
+    Each class's training images are shuffled with the seed: train takes the first n_i, val the last
+    val_per_class. A class whose n_i would reach into those (the head class: 500 of CIFAR-100's 500) keeps
+    len - val_per_class training images; every other class gets the standard long-tailed subset.
+    """
     num_classes = int(train_targets.max()) + 1
     rng = np.random.default_rng(seed)
-    rows = []
+    train, val = [], []
     for label, n in enumerate(lt_counts(n_max, num_classes, imbalance_factor)):
-        chosen = rng.permutation(np.flatnonzero(train_targets == label))[:n]
-        rows += [("train", f"train/{i}", label) for i in sorted(chosen.tolist())]
-    rows += [("test", f"test/{i}", int(t)) for i, t in enumerate(test_targets)]
-    return rows
+        order = rng.permutation(np.flatnonzero(train_targets == label))
+        if len(order) <= val_per_class:
+            raise UserError(f"dataset: class {label} has {len(order)} training images, not enough for "
+                            f"dataset.val_per_class = {val_per_class} val images and a training set.")
+        train += [("train", f"train/{i}", label) for i in sorted(order[:min(n, len(order) - val_per_class)].tolist())]
+        val += [("val", f"train/{i}", label) for i in sorted(order[len(order) - val_per_class:].tolist())]
+    return train + val + [("test", f"test/{i}", int(t)) for i, t in enumerate(test_targets)]
 
 
 def _read_split(path: Path) -> list[tuple[str, int]]:
@@ -130,7 +160,7 @@ def _split_rows(splits: dict[str, Path], root: Path) -> list[tuple[str, str, int
 def _imagenet_lt(params: DatasetParams) -> DatasetSpec:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-    train_list = Path(params.train_list) if params.train_list else None
+    train_list = source_path(params, "train_list", shipped=True) if params.train_list else None
     if train_list is None or not train_list.is_file():
         raise UserError(f"dataset imagenet-lt: train list {train_list} not found; {IMAGENET_LT_HELP}.")
     names = list(IMAGENET_CLASSNAMES)  # CLIP's curated names, shipped by open_clip
@@ -141,7 +171,8 @@ def _imagenet_lt(params: DatasetParams) -> DatasetSpec:
 
 def _places_lt(params: DatasetParams) -> DatasetSpec:
     names = _read_lines(DATA_DIR / "classnames" / "places365_classnames_clean.txt")
-    splits = {"train": Path(params.train_list) if params.train_list else DATA_DIR / "splits" / "Places_LT_train.txt",
+    train_list = source_path(params, "train_list", shipped=True) if params.train_list else None
+    splits = {"train": train_list or DATA_DIR / "splits" / "Places_LT_train.txt",
               "val": DATA_DIR / "splits" / "Places_LT_val.txt", "test": DATA_DIR / "splits" / "Places_LT_test.txt"}
     return DatasetSpec(names, _split_rows(splits, Path(params.root)))
 
@@ -172,17 +203,22 @@ def _folder(params: DatasetParams) -> DatasetSpec:
             held_out = set(rng.permutation(len(paths))[: max(1, len(paths) // 5)].tolist()) if len(paths) > 1 else set()
             rows += [("test" if k in held_out else "train", p, labels[name]) for k, p in enumerate(paths)]
     order = {split: k for k, split in enumerate(manifest.SPLITS)}
-    return DatasetSpec(names, sorted(rows, key=lambda r: (order[r[0]], r[2], r[1])))
+    rows = sorted(rows, key=lambda r: (order[r[0]], r[2], r[1]))
+    fix = "add images to that class, or list val images in dataset.split_file"
+    return DatasetSpec(names, carve_val(rows, names, params.val_per_class, params.seed, fix))
 
 
 def _features(params: DatasetParams) -> DatasetSpec:
     """Bring-your-own features: classes and rows come from the user's file (pipeline/data/imported.py)."""
     if not params.features_file:
         raise UserError("dataset.name is features but dataset.features_file is null; set it to your .h5 or .npz.")
-    imported = read_features_file(Path(params.features_file))
+    imported = read_features_file(source_path(params, "features_file"))
     rows = [(split, image_id, int(label)) for split in manifest.SPLITS if split in imported.splits
             for image_id, label in zip(imported.splits[split]["ids"], imported.splits[split]["labels"])]
-    return DatasetSpec(imported.class_names, rows, imported.class_features)
+    rows = carve_val(rows, imported.class_names, params.val_per_class, params.seed, "add a val split to the file")
+    provenance = {"features_file": {"path": params.features_file, **imported.attrs}}
+    return DatasetSpec(imported.class_names, rows, imported.class_features, imported.train_counts,
+                       f"train_counts of {params.features_file}", provenance)
 
 
 def _read_folder_split(path: Path) -> dict[str, str]:

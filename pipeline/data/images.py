@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.config.data_params import DatasetParams
 from pipeline.core.errors import UserError
 from pipeline.core.paths import SYNTHETIC_IMAGES
@@ -54,11 +56,23 @@ class ImageReader:
 
 
 def open_rgb(path: str | Path):
-    """One image file as an RGB PIL image."""
+    """One image file as an RGB PIL image; 16-bit grey images are scaled to 8 bits (see `to_rgb`)."""
     from PIL import Image
 
     with Image.open(path) as image:
-        return image.convert("RGB")
+        return to_rgb(image)
+
+
+def to_rgb(image):
+    """An RGB copy of a PIL image. 16-bit grey (mode I;16*, or I as older Pillow reads 16-bit PNGs) is scaled from
+    0..65535 to 0..255: PIL's own convert would clip every value above 255, turning the image almost white. Other
+    modes (8-bit, 16-bit RGB, which Pillow already reduces to 8 bits, palette, alpha) go through PIL's convert."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        grey = np.asarray(image).astype(np.float64)  # (H, W)
+        image = Image.fromarray(np.round(np.clip(grey, 0, 65535) / 257).astype(np.uint8))
+    return image.convert("RGB")
 
 
 def collect_images(inputs: list[str]) -> list[Path]:

@@ -12,11 +12,16 @@ HDF5 (.h5/.hdf5)                              NPZ (.npz, saved with numpy.savez,
   /train/ids (N,) strings (optional)            train_ids                        (optional)
   /class_names (C,) strings                     class_names (C,) unicode array
   /class_features (C, d) (optional)             class_features                   (optional)
-  attrs model, pretrained (optional)
+  /train_counts (C,) integers (optional)        train_counts                     (optional)
+  attrs model, pretrained (optional)            model, pretrained (0-d strings)  (optional)
 
-`class_features` are class-name text embeddings from the same CLIP model (used for zero-shot and the base branch
-init); without them the pipeline encodes the class names with `clip.model`/`clip.pretrained`, which must then be the
-model that made the image features (the file's `model`/`pretrained` attributes are checked when present).
+Any other key (a typo such as `class_feature`) is refused with the list of known keys. `class_features` are
+class-name text embeddings from the same CLIP model (used for zero-shot and the base branch init; embed_classes
+checks that clip.model/clip.pretrained agree with them); without them the pipeline encodes the class names with
+`clip.model`/`clip.pretrained`, which must then be the model that made the image features (the file's
+`model`/`pretrained` attributes are checked when present). `train_counts` are the real training frequencies of the
+classes (e.g. ImageNet-LT's when the file holds a few images per class): they drive the groups and the prior. Image
+ids must be unique across the file's splits (a val split carved from train keeps the train ids).
 """
 from __future__ import annotations
 
@@ -29,6 +34,13 @@ import numpy as np
 from pipeline.core.errors import UserError
 from pipeline.data.manifest import SPLITS
 
+ARRAYS = ("features", "labels", "ids")
+"""Arrays of one split."""
+ROOT_KEYS = ("class_names", "class_features", "train_counts")
+"""Arrays for the whole file."""
+ATTRS = ("model", "pretrained")
+"""HDF5 root attributes naming the CLIP that made the features."""
+
 
 @dataclass
 class ImportedFeatures:
@@ -36,6 +48,7 @@ class ImportedFeatures:
     splits: dict[str, dict[str, np.ndarray]]   # split -> features (N, d), labels (N,), ids (N,)
     class_features: np.ndarray | None          # (C, d)
     attrs: dict
+    train_counts: list[int] | None = None      # (C,) real training frequencies, when the file gives them
 
 
 def read_features_file(path: Path) -> ImportedFeatures:
@@ -45,6 +58,7 @@ def read_features_file(path: Path) -> ImportedFeatures:
         raise UserError(f"dataset.features_file {path} not found; point it at your .h5 or .npz features file.")
     raw = _read_h5(path) if path.suffix.lower() in (".h5", ".hdf5") else _read_npz(path)
     names = [str(n) for n in raw.pop("class_names", [])]
+    counts = raw.pop("train_counts", None)
     if not names:
         raise UserError(f"{path}: no class_names; add a (C,) string array of class names.")
     class_features = raw.pop("class_features", None)
@@ -61,7 +75,27 @@ def read_features_file(path: Path) -> ImportedFeatures:
         if class_features.shape != (len(names), next(iter(dims.values()))):
             raise UserError(f"{path}: class_features has shape {class_features.shape}, expected "
                             f"({len(names)}, {next(iter(dims.values()))}).")
-    return ImportedFeatures(names, splits, class_features, attrs)
+    ids = [i for group in splits.values() for i in group["ids"]]
+    if len(set(ids)) != len(ids):
+        raise UserError(f"{path}: image ids repeat across or within splits; give every image a unique id.")
+    return ImportedFeatures(names, splits, class_features, attrs, _check_counts(path, counts, len(names)))
+
+
+def _check_counts(path: Path, counts, num_classes: int) -> list[int] | None:
+    if counts is None:
+        return None
+    counts = np.asarray(counts)
+    if counts.shape != (num_classes,) or counts.dtype.kind not in "iu" or (counts < 1).any():
+        raise UserError(f"{path}: train_counts must be {num_classes} integers >= 1 (one per class), got shape "
+                        f"{counts.shape} of {counts.dtype}.")
+    return [int(n) for n in counts]
+
+
+def _refuse_unknown(path: Path, found: list[str], known: list[str]) -> None:
+    """A key the format does not define (a typo would otherwise be ignored) is an error listing the known keys."""
+    unknown = [key for key in found if key not in known]
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(known)}.")
 
 
 def _check_split(path: Path, split: str, raw: dict, num_classes: int) -> dict[str, np.ndarray]:
@@ -91,13 +125,16 @@ def _read_h5(path: Path) -> dict:
     out = {}
     try:
         with h5py.File(path, "r") as handle:
+            _refuse_unknown(path, [f"attribute {k}" for k in handle.attrs], [f"attribute {k}" for k in ATTRS])
+            _refuse_unknown(path, list(handle), [*ROOT_KEYS, *SPLITS])
             out["attrs"] = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in handle.attrs.items()}
-            for key in ("class_names", "class_features"):
+            for key in ROOT_KEYS:
                 if key in handle:
                     out[key] = handle[key].asstr()[()] if key == "class_names" else handle[key][()]
             for split in SPLITS:
                 if split in handle:
-                    for name in ("features", "labels", "ids"):
+                    _refuse_unknown(path, [f"{split}/{k}" for k in handle[split]], [f"{split}/{k}" for k in ARRAYS])
+                    for name in ARRAYS:
                         if name in handle[split]:
                             dataset = handle[split][name]
                             out[f"{split}/{name}"] = dataset.asstr()[()] if name == "ids" else dataset[()]
@@ -112,10 +149,11 @@ def _read_npz(path: Path) -> dict:
             raw = {key: npz[key] for key in npz.files}
     except (OSError, ValueError) as err:
         raise UserError(f"{path} is not a readable .npz without pickled objects ({str(err)[:80]}).") from None
-    out = {k: v for k, v in raw.items() if k in ("class_names", "class_features")}
+    _refuse_unknown(path, list(raw), [*ROOT_KEYS, *ATTRS, *(f"{s}_{name}" for s in SPLITS for name in ARRAYS)])
+    out = {k: v for k, v in raw.items() if k in ROOT_KEYS}
     for key, value in raw.items():
         split, _, name = key.partition("_")
-        if split in SPLITS and name in ("features", "labels", "ids"):
+        if split in SPLITS and name in ARRAYS:
             out[f"{split}/{name}"] = value
-    out["attrs"] = {}
+    out["attrs"] = {key: str(raw[key]) for key in ATTRS if key in raw}
     return out

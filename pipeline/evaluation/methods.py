@@ -2,7 +2,7 @@
 
     preds, routing = predict_methods(model, test_feats, test_labels, fusion_weight=0.5, posthoc_tau=0.0,
                                      log_prior=class_log_prior(train_counts), batch_size=512)
-    metrics = {method: accuracy_report(preds[method], test_labels, train_counts) for method in METHODS}
+    metrics = {method: accuracy_report(preds[method], test_labels, classes["groups"]) for method in METHODS}
     rows = per_class_rows(classes, preds, test_labels)          # per_class.csv
 
 Methods: `zero_shot` (image vs class-name prompts), `zero_shot_library` (image vs each class's mean description
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pipeline.model.inference import infer
-from pipeline.model.mdpr import MDPRModel, fuse
+from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
 from pipeline.model.metrics import per_class_accuracy
 
 METHODS = ("zero_shot", "zero_shot_library", "base", "semantic", "mdpr")
@@ -26,13 +26,14 @@ BRANCH_OF = {"zero_shot": "zero_shot", "zero_shot_library": "zero_shot_library",
 
 def predict_methods(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, fusion_weight: float,
                     posthoc_tau: float, log_prior: torch.Tensor, batch_size: int = 512, device="cpu",
-                    progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                    progress: bool = False, side: HeadSide | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Predicted class per method (N,) and the routing weights of each image's true class (N, V), written into
-    preallocated arrays batch by batch; `progress`: a bar on stderr when it takes more than a few seconds."""
+    preallocated arrays batch by batch; `progress`: a bar on stderr when it takes more than a few seconds; `side`:
+    model.class_side(), made once by a caller that scores several splits."""
     preds = {method: np.empty(len(labels), np.int64) for method in METHODS}
     routing = np.empty((len(labels), model.library_mask.shape[1]), np.float32)
     log_prior = log_prior.to(device)
-    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, progress=progress):
+    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, progress=progress, side=side):
         logits = {method: outputs[branch] for method, branch in BRANCH_OF.items()}
         logits["mdpr"] = fuse(outputs["base"], outputs["sem"], fusion_weight, posthoc_tau, log_prior)
         for method in METHODS:

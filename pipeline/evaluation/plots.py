@@ -1,6 +1,6 @@
 """PNG plots of an evaluation (matplotlib, Agg backend, deterministic bytes for the same numbers).
 
-    accuracy_vs_frequency(per_class_rows, methods, Path("artifacts/metrics/plots/accuracy_vs_frequency.png"))
+    accuracy_vs_frequency(per_class_rows, methods, classes["group_thresholds"], Path("plots/accuracy_vs_frequency.png"))
     routing_by_dimension(weights_by_group, Path("artifacts/metrics/plots/routing_by_dimension.png"))
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pipeline.core.atomic import atomic_path  # noqa: E402
-from pipeline.data.manifest import FEW_BELOW, MANY_ABOVE  # noqa: E402
 
 
 def _save(figure, path: Path) -> None:
@@ -22,14 +21,15 @@ def _save(figure, path: Path) -> None:
     plt.close(figure)
 
 
-def accuracy_vs_frequency(rows: list[dict], methods: tuple[str, ...], path: Path) -> None:
-    """Per-class accuracy of each method against the class's training count (log x), classes sorted by count."""
+def accuracy_vs_frequency(rows: list[dict], methods: tuple[str, ...], thresholds: dict, path: Path) -> None:
+    """Per-class accuracy of each method against the class's training count (log x), classes sorted by count;
+    dotted lines at the group thresholds of classes.json (`few_below`, `many_above`)."""
     ordered = sorted(rows, key=lambda r: -r["train_count"])
     counts = [r["train_count"] for r in ordered]
     figure, axis = plt.subplots(figsize=(7, 4))
     for method in methods:
         axis.plot(counts, [r[method] for r in ordered], marker="o", markersize=3, linewidth=1, label=method)
-    for threshold in (FEW_BELOW, MANY_ABOVE):
+    for threshold in (thresholds["few_below"], thresholds["many_above"]):
         axis.axvline(threshold, color="grey", linestyle=":", linewidth=1)
     axis.set_xscale("log")
     axis.set_xlabel("training images of the class (log scale)")

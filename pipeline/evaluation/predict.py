@@ -7,7 +7,8 @@
     results[0].description           # Description(dimension, text, weight): the top class's most-routed text
 
 The probabilities are the softmax of the fused logits `w * base + (1 - w) * semantic - posthoc_tau * log prior`
-(evaluate.fusion_weight, evaluate.posthoc_tau), as the evaluate stage scores the test split. Images go through the
+with the values training kept (evaluate.fusion_weight, evaluate.posthoc_tau, or the values chosen on val for
+`auto`), as the evaluate stage scores the test split. Images go through the
 CLIP encoder named by the `clip` params section, which must be the encoder the feature caches (and so the model)
 were made with: its identity is checked against images.h5 and the checkpoint (precision aside: fp16/bf16 vs fp32 is
 the same encoder). When the test split was cached with extra views (`embed.test_views: five_crop`), each image is
@@ -36,7 +37,7 @@ from pipeline.features.clip import Encoder, load_encoder
 from pipeline.features.embed import ImageRows, collate_views
 from pipeline.features.views import ViewTransform
 from pipeline.library.io import read_library
-from pipeline.model.checkpoint import load_checkpoint, load_trained_model
+from pipeline.model.checkpoint import kept_fusion, load_checkpoint, load_trained_model
 from pipeline.model.inference import scores, view_mean
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
@@ -74,7 +75,7 @@ class Predictor:
     texts: list[list[str | None]]         # (C, V) description text (None where the library has no entry)
     log_prior: torch.Tensor               # (C,)
     transform: ViewTransform              # PIL image -> (1 + A, 3, S, S): the views the test split was cached with
-    evaluate: EvaluateParams
+    fusion: tuple[float, float]           # (fusion weight, post-hoc tau) training kept under the evaluate params
     runtime: RuntimeParams
     side: HeadSide                        # what the model computes without images, made once (model.class_side())
 
@@ -92,8 +93,8 @@ def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeP
     image_size = json.loads(encoder.identity["image_size"])[0]
     transform = ViewTransform(encoder.preprocess, image_size, feats.image_attrs.get("test_views", "none"))
     return Predictor(encoder, model, names, feats.dimensions, library_texts(names, feats.library_mask),
-                     class_log_prior(feats.classes["train_counts"]).to(encoder.device), transform, evaluate, runtime,
-                     side)
+                     class_log_prior(feats.classes["train_counts"]).to(encoder.device), transform,
+                     kept_fusion(checkpoint, evaluate), runtime, side)
 
 
 def check_encoder(identity: dict, image_attrs: dict, checkpoint_encoder: dict) -> None:
@@ -101,8 +102,9 @@ def check_encoder(identity: dict, image_attrs: dict, checkpoint_encoder: dict) -
     for source, recorded in ((str(paths.IMAGES_H5), image_attrs), (str(paths.CHECKPOINT), checkpoint_encoder)):
         for key, value in identity.items():
             if key not in IDENTITY_KEYS_IGNORED and key in recorded and recorded[key] != value:
-                raise UserError(f"model/encoder mismatch: {source} was made with clip {key} = {recorded[key]!r}, "
-                                f"but the clip params give {value!r}; set the clip section back to the encoder the "
+                raise UserError(f"model/encoder mismatch: {source} was made with clip "
+                                f"{store.as_param(key, recorded[key])}, but the clip params give "
+                                f"{store.as_param(key, value)}; set the clip section back to the encoder the "
                                 "features were made with, or rerun `dvc repro` to retrain on the new one.")
 
 
@@ -152,11 +154,10 @@ def score(predictor: Predictor, image_feats: torch.Tensor, names: list[str], top
 
     Logits and routing weights are averaged over the views, as the evaluate stage does for cached test views.
     """
-    params = predictor.evaluate
     device = predictor.encoder.device
     outputs = view_mean(lambda view: scores(predictor.model, view, side=predictor.side),
                         image_feats.to(device))  # averaged over views
-    logits = fuse(outputs["base"], outputs["sem"], params.fusion_weight, params.posthoc_tau, predictor.log_prior)
+    logits = fuse(outputs["base"], outputs["sem"], *predictor.fusion, predictor.log_prior)
     weights = outputs["weights"]  # (B, C, V)
     probs, classes = logits.softmax(-1).topk(min(top_k, logits.shape[1]), dim=-1)  # (B, k) each
     top_weights = weights[torch.arange(len(names), device=classes.device), classes[:, 0]].cpu().numpy()  # (B, V)

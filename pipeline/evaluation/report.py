@@ -1,8 +1,10 @@
-"""The results table printed by `mdpr evaluate` and `mdpr report`.
+"""The results tables printed by `mdpr evaluate` and `mdpr report`.
 
-    print(format_table(json.loads(Path("artifacts/metrics/metrics.json").read_text())))
+    print(format_report(json.loads(Path("artifacts/metrics/metrics.json").read_text())))
 """
 from __future__ import annotations
+
+from pipeline.model.selection import describe_kept
 
 COLUMNS = ("top1", "mean_class", "many", "medium", "few")
 LABELS = {"zero_shot": "zero-shot CLIP", "zero_shot_library": "zero-shot + library", "base": "base (prompts)",
@@ -18,3 +20,12 @@ def format_table(metrics: dict) -> str:
         cells = [f"{100 * metrics[method][c]:>10.2f}%" if c in metrics[method] else f"{'-':>11}" for c in COLUMNS]
         lines.append(f"{LABELS[method]:<22}" + "".join(cells))
     return "\n".join(lines)
+
+
+def format_report(metrics: dict) -> str:
+    """The val table (when metrics.json has one), the test table, and what training kept."""
+    parts = [f"val split:\n{format_table(metrics['val'])}\n\ntest split:"] if "val" in metrics else []
+    parts.append(format_table(metrics))
+    if "kept" in metrics:
+        parts.append(describe_kept(metrics["kept"]))
+    return "\n".join(parts)

@@ -2,7 +2,7 @@
 
     skipped = assemble(jobs, labels, paths.IMAGES_H5, attrs, "float32")     # jobs: pipeline/features/embed.py
     remove_scratch(scratch)                                                  # after a successful assemble
-    count = store_imported(imported, encoder_dim, "feats.h5", attrs, "float32")   # dataset.name: features
+    count = store_imported(imported, rows, clip_params, 512, "feats.h5", attrs, "float32")   # dataset.name: features
 
 Layout: per split `features` (N, d), `labels` (N,), `ids` (N,), and `views` (N, A, d) when extra views are cached;
 root attributes name the encoder, the dataset and the class list. Memory holds one chunk at a time.
@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipeline.config.data_params import ClipParams
 from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.core.errors import UserError
@@ -81,17 +82,37 @@ def remove_scratch(scratch: Path) -> None:
         shutil.rmtree(scratch)
 
 
-def store_imported(imported: ImportedFeatures, encoder_dim: int, source: str, attrs: dict, store_dtype: str) -> int:
-    """dataset.name features: the user's validated features as images.h5 (no image is encoded); rows stored."""
+def store_imported(imported: ImportedFeatures, rows: list[tuple[str, str, int]], clip: ClipParams, dim: int,
+                   source: str, attrs: dict, store_dtype: str) -> int:
+    """dataset.name features: the user's validated features as images.h5, split as the manifest says (which may
+    have carved val out of train); no image is encoded and no encoder is loaded. Returns the rows stored.
+
+    `attrs` name the encoder (pipeline.features.clip.encoder_identity, whose width is `dim`) and the class list; the
+    file's own `model` and `pretrained` attributes, when present, must agree with the clip params (compared as the
+    user writes them).
+    """
     width = next(iter(imported.splits.values()))["features"].shape[1]
-    if width != encoder_dim:
-        raise UserError(f"{source}: features are {width}-d but clip.model {attrs['model']} is "
-                        f"{encoder_dim}-d; set clip.model/clip.pretrained to the model that made the features.")
-    for key in ("model", "pretrained"):
-        if key in imported.attrs and imported.attrs[key] != attrs[key]:
-            raise UserError(f"{source} was made with {key}={imported.attrs[key]!r} but clip.{key} is "
-                            f"{attrs[key]!r}; make them agree so text and image features share one space.")
-    groups = {split: {**values, "features": values["features"].astype(store_dtype)}
-              for split, values in imported.splits.items()}
+    if width != dim:
+        raise UserError(f"{source}: features are {width}-d but clip.model {clip.model} is {dim}-d; set "
+                        f"clip.model/clip.pretrained to the model that made the features.")
+    for key, wanted in (("model", clip.model), ("pretrained", clip.pretrained)):
+        given = imported.attrs.get(key)
+        if given is not None and given not in (wanted, attrs[key]) and not given.lower() == wanted.lower() == "none":
+            raise UserError(f"{source} was made with {key}: {given} but the clip params say {key}: {wanted}; set "
+                            f"clip.{key}: {given} so text and image features share one space.")
+    order = [split for split in SPLITS if split in imported.splits]
+    everything = np.concatenate([imported.splits[split]["features"] for split in order])  # (N_file, d)
+    where = {image_id: k for k, image_id in enumerate(i for split in order for i in imported.splits[split]["ids"])}
+    groups = {}
+    for split in SPLITS:
+        chosen = [(image_id, label) for s, image_id, label in rows if s == split]
+        if not chosen:
+            continue
+        missing = [image_id for image_id, _ in chosen if image_id not in where]
+        if missing:
+            raise UserError(f"{source} has no image {missing[0]!r} of {paths.MANIFEST}; rerun `mdpr prepare`.")
+        groups[split] = {"features": everything[[where[i] for i, _ in chosen]].astype(store_dtype),
+                         "labels": np.array([label for _, label in chosen], np.int64),
+                         "ids": np.array([i for i, _ in chosen], dtype=object)}
     store.write_h5(paths.IMAGES_H5, groups, attrs)
     return sum(len(group["labels"]) for group in groups.values())

@@ -3,8 +3,10 @@
     encoder = load_encoder(ClipParams(model="ViT-B-16", pretrained="openai"), device="cuda")
     text_feats = encoder.encode_texts(["a photo of a dog."], batch_size=256)   # (N, d), L2-normalised float32
     # texts run through the text transformer only up to each batch's longest prompt (pipeline/features/text.py)
+    identity, dim = encoder_identity(ClipParams(model="ViT-B-16", pretrained="openai"))   # no weights built or read
 
-`clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache), a
+`clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache, read
+from there without network when present, one clear error when absent and the hub is unreachable: weights.py), a
 local checkpoint file (weights only; hashed into the cache identity), or `none` (random init from `clip.seed`). The
 shipped `mdpr-tiny` architecture (pipeline/features/model_configs/) is ~3.5 M parameters at 32 px: the demo and
 tests use it.
@@ -12,7 +14,7 @@ tests use it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from pipeline.core.device import resolve_device
 from pipeline.core.errors import UserError
 from pipeline.core.hashing import file_sha256
 from pipeline.features.text import encode_texts
+from pipeline.features.weights import tag_source
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 
@@ -88,21 +91,48 @@ class Encoder:
         return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
 
 
-def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
-    """Build the open_clip model named by `params` in eval mode on `device`."""
+def encoder_identity(params: ClipParams) -> tuple[dict, int]:
+    """How the encoder is named in cache metadata, and its embedding width d, from open_clip's configs alone.
+
+    No weights are built, downloaded or read (a checkpoint file is only hashed): a features import records the
+    encoder it must match without loading it. The identity holds the model name, the pretrained tag / checkpoint
+    sha256 / `none(seed=N)`, the precision, the image size and the normalisation, as `load_encoder` would build them.
+    """
     import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
     register_configs()
-    torch_device = resolve_device(device)
     if params.model not in open_clip.list_models():
         raise UserError(f"clip.model = {params.model!r} is not an open_clip architecture; see "
                         "open_clip.list_models() (e.g. ViT-B-16, ViT-B-32) or use mdpr-tiny.")
     pretrained, weights_id = _pretrained_source(params)
+    config = open_clip.get_model_config(params.model)
+    preprocess = asdict(PreprocessCfg())
+    if pretrained is not None and not weights_id.startswith("sha256:"):  # a tag: its own mean/std when it has them
+        preprocess = merge_preprocess_dict(preprocess, open_clip.get_pretrained_cfg(params.model, pretrained))
+    identity = {"model": params.model, "pretrained": weights_id, "precision": params.precision,
+                "image_size": json.dumps(list(_pair(config["vision_cfg"]["image_size"]))),
+                "mean": json.dumps([round(float(v), 6) for v in preprocess["mean"]]),
+                "std": json.dumps([round(float(v), 6) for v in preprocess["std"]])}
+    return identity, int(config["embed_dim"])
+
+
+def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
+    """Build the open_clip model named by `params` in eval mode on `device`."""
+    import open_clip
+
+    torch_device = resolve_device(device)
+    identity, _dim = encoder_identity(params)
+    pretrained, preprocess_args = None, {}
+    if params.pretrained.lower() != "none":
+        pretrained = params.pretrained
+        if not identity["pretrained"].startswith("sha256:"):  # a tag: its cached file when there (weights.py)
+            pretrained, preprocess_args = tag_source(params.model, params.pretrained)
     torch.manual_seed(params.seed)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             params.model, pretrained=pretrained, precision=params.precision, device=torch_device,
-            force_quick_gelu=_needs_quick_gelu(params))
+            force_quick_gelu=_needs_quick_gelu(params), **preprocess_args)
     except RuntimeError as err:
         raise UserError(f"clip.pretrained = {params.pretrained!r} for {params.model}: weights could not be loaded "
                         f"({str(err).splitlines()[0][:160]}); on a machine without internet, download them once "
@@ -110,11 +140,6 @@ def load_encoder(params: ClipParams, device: str = "auto") -> Encoder:
                         "checkpoint file.") from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(params.model)
-    visual_cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-    identity = {"model": params.model, "pretrained": weights_id, "precision": params.precision,
-                "image_size": json.dumps(list(_pair(model.visual.image_size))),
-                "mean": json.dumps([round(float(v), 6) for v in visual_cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)]),
-                "std": json.dumps([round(float(v), 6) for v in visual_cfg.get("std", open_clip.OPENAI_DATASET_STD)])}
     return Encoder(model, preprocess, tokenizer, identity, torch_device, open_clip.get_input_dtype(params.precision)
                    or torch.float32)
 
@@ -130,7 +155,8 @@ def _needs_quick_gelu(params: ClipParams) -> bool:
 
 
 def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:
-    """What to pass to open_clip, and how the weights are named in cache metadata."""
+    """The weights checked (a tag of the model, an existing checkpoint file, or none) without loading them: the tag or
+    file path, and how they are named in cache metadata. load_encoder resolves a tag to its cached file (weights.py)."""
     if params.pretrained.lower() == "none":
         return None, f"none(seed={params.seed})"
     path = Path(params.pretrained)

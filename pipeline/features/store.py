@@ -18,11 +18,13 @@ truncated or foreign file into one clear line.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.core.errors import UserError
 
@@ -61,7 +63,7 @@ def read_h5(path: str | Path, expect: dict | None = None) -> tuple[dict[str, dic
     path = Path(path)
     hint = REBUILD_HINT.get(path.name, "the stage that writes it")
     if not path.is_file():
-        raise UserError(f"{path} not found; run `{hint}` (or `dvc repro`) first.")
+        raise UserError(f"{paths.located(path)} not found; run `{hint}` (or `dvc repro`) first.")
     try:
         with h5py.File(path, "r") as handle:
             attrs = {k: _plain(v) for k, v in handle.attrs.items()}
@@ -106,8 +108,22 @@ def check_attrs(path: Path, attrs: dict, expect: dict) -> None:
                         f"rerun `{REBUILD_HINT.get(path.name, 'dvc repro')}`.")
     for key, wanted in expect.items():
         if attrs.get(key) != wanted:
-            raise UserError(f"{path} was made with {key}={attrs.get(key)!r} but the current inputs need {wanted!r}; "
-                            f"rerun `{REBUILD_HINT.get(path.name, 'dvc repro')}` (or `dvc repro`).")
+            raise UserError(f"{path} was made with {as_param(key, attrs.get(key))} but the current inputs need "
+                            f"{as_param(key, wanted)}; rerun `{REBUILD_HINT.get(path.name, 'dvc repro')}` (or "
+                            f"`dvc repro`).")
+
+
+def as_param(key: str, value) -> str:
+    """A recorded attribute as the params say it: the stored encoder id 'none(seed=1)' reads `pretrained: none,
+    clip.seed: 1`; a checkpoint's 'sha256:...' reads as a checkpoint with that hash."""
+    text = str(value)
+    if key == "pretrained":
+        random_init = re.fullmatch(r"none\(seed=(-?\d+)\)", text)
+        if random_init:
+            return f"pretrained: none, clip.seed: {random_init.group(1)}"
+        if text.startswith("sha256:"):
+            return f"pretrained: a checkpoint file with {text[:23]}..."
+    return f"{key}: {text}"
 
 
 def read_attrs(path: str | Path) -> dict:

@@ -5,8 +5,11 @@
 Every answer is cleaned and checked (pipeline/library/descriptions.py): empty, refusal, cut off or too long for
 CLIP's 77 tokens -> asked again (the rejected answer plus a request for a short one: a new cache key) up to
 library.max_reasks times, then the offline text is used with source `fallback`. A request that fails after all
-retries also falls back. Fallbacks are counted, with their classes and reasons, in the summary: never a silent
-placeholder. The client (pipeline/library/llm.py) caches every answer, so a rerun makes zero requests.
+retries also falls back. Fallbacks are counted, with their classes and causes, in the summary: never a silent
+placeholder. Causes: `HTTP <status>`, `timeout`, `connection error`, `malformed response` (failed requests) and
+`rejected: <why>` (answers still unusable after the re-asks). The client (pipeline/library/llm.py) caches every
+answer, so a rerun makes zero requests; `library.max_fallback_fraction` (pipeline/library/build.py) fails the stage
+when too many descriptions fell back.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ class Outcome:
     """What validation did across one run."""
 
     reasks: int = 0
-    fallbacks: list[tuple[str, str]] = field(default_factory=list)  # (class name, reason)
+    fallbacks: list[tuple[str, str]] = field(default_factory=list)  # (class name, cause)
 
 
 def ask_llm(class_names: list[str], maker: RecordMaker, progress: bool) -> tuple[list[dict], dict]:
@@ -36,7 +39,7 @@ def ask_llm(class_names: list[str], maker: RecordMaker, progress: bool) -> tuple
     records, stats = asyncio.run(_ask_all(class_names, maker, outcome, progress))
     return records, {**asdict(stats), "reasks": outcome.reasks, "fallbacks": len(outcome.fallbacks),
                      "fallback_classes": sorted({name for name, _ in outcome.fallbacks}),
-                     "fallback_reasons": dict(sorted(Counter(_reason_kind(r) for _, r in outcome.fallbacks).items()))}
+                     "fallback_reasons": _by_count(Counter(cause for _, cause in outcome.fallbacks))}
 
 
 async def _ask_all(class_names, maker: RecordMaker, outcome: Outcome, progress: bool):
@@ -44,8 +47,8 @@ async def _ask_all(class_names, maker: RecordMaker, outcome: Outcome, progress: 
     from tqdm import tqdm
 
     jobs = [(i, name, slot) for i, name in enumerate(class_names) for slot, _, _ in maker.slots]
-    with tqdm(total=len(jobs), desc="library", unit="desc", disable=not progress, leave=False) as bar:
-        async with LLMClient(maker.llm) as client:
+    async with LLMClient(maker.llm) as client:  # opens (and checks) the answer cache before the progress bar
+        with tqdm(total=len(jobs), desc="library", unit="desc", disable=not progress, leave=False) as bar:
             async def one(job):
                 record = await _describe(client, maker, outcome, *job)
                 bar.update()
@@ -72,20 +75,26 @@ async def _describe(client: LLMClient, maker: RecordMaker, outcome: Outcome, cla
         try:
             answer = await client.complete(messages)
         except RequestFailed as err:
-            reason = f"request failed: {err}"
+            cause = err.cause
             break
         tokens_in, tokens_out = tokens_in + answer.tokens_in, tokens_out + answer.tokens_out
         text, reason = check_answer(name, answer.text, answer.finish_reason)
         if reason is None:
             return maker.make(class_index, name, slot, text, "llm", tokens_in, tokens_out)
+        cause = f"rejected: {_reason_kind(reason)}"
         if ask < maker.lib.max_reasks:
             outcome.reasks += 1
             messages = reask_messages(messages, answer.text, reason, name)
-    outcome.fallbacks.append((name, reason))
+    outcome.fallbacks.append((name, cause))
     text = maker.offline_text(class_index, name, slot)
     return maker.make(class_index, name, slot, text, "fallback", tokens_in, tokens_out)
 
 
+def _by_count(counts: Counter) -> dict[str, int]:
+    """Causes, the most frequent first (ties by name), whatever order the answers arrived in."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 def _reason_kind(reason: str) -> str:
-    """'it is too long for CLIP (95 tokens...)' -> 'it is too long for CLIP'; 'request failed: HTTP 500' -> same."""
-    return re.split(r"[(:]", reason)[0].strip()
+    """'it is too long for CLIP (95 tokens, ...)' -> 'too long for CLIP'; 'it was empty' -> 'empty'."""
+    return re.sub(r"^it (is|was) ", "", re.split(r"[(:,]", reason)[0].strip())

@@ -1,6 +1,7 @@
 """The semantic library: V = len(dimensions) x per_dimension descriptions per class, from one of three backends.
 
     records, summary = build_library(class_names, contrasts, llm_params, library_params)
+    check_fallbacks(summary, llm_params, library_params)     # UserError above library.max_fallback_fraction
     print(format_summary(summary))
 
 BACKENDS (llm.backend), each `(class_names, maker, progress) -> (records, summary fields)`:
@@ -20,9 +21,10 @@ from collections import Counter
 from dataclasses import asdict
 
 from pipeline.config.library_params import LibraryParams, LLMParams
+from pipeline.core.errors import UserError
 from pipeline.library.asking import ask_llm
 from pipeline.library.descriptions import normalise_name
-from pipeline.library.descriptor_file import file_records
+from pipeline.library.descriptor_file import file_records, file_summary
 from pipeline.library.llm import LLMStats
 from pipeline.library.records import RecordMaker
 
@@ -54,6 +56,34 @@ def build_library(class_names: list[str], contrasts: list[str | None], llm: LLMP
     return records, summary
 
 
+FIXES = {"connection error": "is the server at {url} running and reachable?",
+         "timeout": "the server is slow or overloaded: raise llm.timeout_s or lower llm.concurrency",
+         "malformed response": "is {url} an OpenAI-compatible /v1 endpoint (not a web page)?",
+         "HTTP 429": "the server rate-limits: lower llm.concurrency or raise llm.max_retries",
+         "HTTP 5": "the server fails: check its log, or retry later",
+         "HTTP 4": "the server refuses the requests: check llm.model and llm.max_tokens",
+         "rejected": "the model's answers are unusable: raise library.max_reasks or llm.max_tokens, or try another "
+                     "llm.model"}
+"""The first words of a fallback cause -> what to check (the most frequent cause's fix is printed)."""
+
+
+def check_fallbacks(summary: dict, llm: LLMParams, lib: LibraryParams) -> None:
+    """UserError when more than library.max_fallback_fraction of the descriptions fell back: one line with the
+    counts by cause and what to do. Answers received stay cached, so the rerun asks only for the missing ones."""
+    total = max(1, summary["descriptions"])
+    if summary["fallbacks"] / total <= lib.max_fallback_fraction:
+        return
+    causes = summary["fallback_reasons"]
+    fix = next((text for prefix, text in FIXES.items() if next(iter(causes)).startswith(prefix)), "see the causes")
+    received = summary["descriptions"] - summary["fallbacks"]
+    raise UserError(
+        f"library: {summary['fallbacks']} of {summary['descriptions']} descriptions "
+        f"({summary['fallbacks'] / total:.0%}) fell back to offline text, above library.max_fallback_fraction = "
+        f"{lib.max_fallback_fraction} ({', '.join(f'{cause} {n}' for cause, n in causes.items())}); nothing "
+        f"written. {fix.format(url=llm.base_url or 'api.openai.com')}; then rerun: the {received} answers received "
+        f"are cached and will not be asked again (or raise library.max_fallback_fraction to accept the fallbacks).")
+
+
 def format_summary(summary: dict, output: str | None = None) -> str:
     """The summary as one line for the terminal."""
     sources = ", ".join(f"{source} {count}" for source, count in summary["by_source"].items()) or "none"
@@ -72,6 +102,5 @@ def format_summary(summary: dict, output: str | None = None) -> str:
         reasons = ", ".join(f"{kind} {n}" for kind, n in summary["fallback_reasons"].items())
         line += f" | FALLBACKS {summary['fallbacks']} ({reasons}) in: {shown}"
     if summary["backend"] == "file":
-        line += (f" | missing classes {summary['missing_classes']}, truncated {summary['truncated']}, "
-                 f"dropped {summary['dropped']}")
+        line += file_summary(summary)
     return line + (f" -> {output}" if output else "")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core import paths
 from pipeline.core.errors import UserError
 from pipeline.features.zeroshot import zero_shot_logits
 
@@ -44,7 +45,7 @@ def confusion(image_feats: np.ndarray, labels: np.ndarray, class_feats: np.ndarr
 def read_contrasts(path: Path, class_names: list[str]) -> list[str | None]:
     """Each class's most-confused class name from confusion.json (None when it lists none)."""
     if not Path(path).is_file():
-        raise UserError(f"{path} not found; run `mdpr confusion` (or `dvc repro`) first.")
+        raise UserError(f"{paths.located(path)} not found; run `mdpr confusion` (or `dvc repro`) first.")
     try:
         entries = json.loads(Path(path).read_text(encoding="utf-8")).get("classes") or []
     except (ValueError, AttributeError) as err:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 CLIP_CONTEXT = 77
 """CLIP text encoder context length, counting the start-of-text and end-of-text tokens."""
@@ -47,8 +48,10 @@ def count_clip_tokens(text: str) -> int:
 
 
 def normalise_name(name: str) -> str:
-    """Match key of a class name: case-folded, '_' read as a space, whitespace collapsed."""
-    return " ".join(name.replace("_", " ").split()).casefold()
+    """Match key of a class name: Unicode NFC (composed 'é' = 'e' + combining accent), case-folded, '_' read as a
+    space, whitespace collapsed."""
+    spaced = " ".join(name.replace("_", " ").split())
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", spaced).casefold())
 
 
 def clip_text(class_name: str, text: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core import paths
 from pipeline.core.atomic import write_jsonl
 from pipeline.core.errors import UserError
 from pipeline.library.descriptions import clip_text
@@ -34,7 +35,7 @@ def write_library(path: Path, records: list[dict]) -> None:
 def read_library(path: Path, class_names: list[str]) -> LibraryTable:
     """Parse and validate library.jsonl against the class list."""
     if not Path(path).is_file():
-        raise UserError(f"{path} not found; run `mdpr library` (or `dvc repro library`) first.")
+        raise UserError(f"{paths.located(path)} not found; run `mdpr library` (or `dvc repro library`) first.")
     raw = Path(path).read_bytes()
     records = []
     for number, line in enumerate(raw.decode("utf-8").splitlines(), 1):

@@ -45,7 +45,15 @@ FATAL_STATUS = {401: "the server rejected the API key", 403: "the API key may no
 
 
 class RequestFailed(Exception):
-    """A request still failed after every retry (or got a non-retryable 4xx); the caller falls back."""
+    """A request still failed after every retry (or got a non-retryable 4xx); the caller falls back.
+
+    `cause` names the last error's kind for the summary: `HTTP <status>`, `timeout`, `connection error` or
+    `malformed response` (a 2xx that is not a chat completion, e.g. an HTML page from a wrong llm.base_url).
+    """
+
+    def __init__(self, message: str, cause: str):
+        super().__init__(message)
+        self.cause = cause
 
 
 class MalformedResponse(Exception):
@@ -66,12 +74,23 @@ class LLMStats:
 
 
 def read_api_key(llm: LLMParams) -> str:
-    """The API key from the environment variable named by llm.api_key_env (UserError if unset or empty)."""
+    """The API key from the environment variable named by llm.api_key_env.
+
+    UserError, before any request and without showing the key, when it is unset or empty, or when it could not be
+    sent in an HTTP header: whitespace anywhere (a trailing newline from `$(cat key.txt)`) or a non-ASCII character.
+    """
     key = os.environ.get(llm.api_key_env, "")
     if not key.strip():
         raise UserError(f"llm: environment variable {llm.api_key_env} (llm.api_key_env) is not set; export your API "
                         f"key in it, e.g. `export {llm.api_key_env}=...`. Local servers (vLLM, Ollama, llama.cpp) "
                         f"accept any value, e.g. `export {llm.api_key_env}=EMPTY`.")
+    unsendable = [what for what, bad in (("whitespace or a line break", any(ch.isspace() for ch in key)),
+                                         ("a non-ASCII character", not key.isascii())) if bad]
+    if unsendable:
+        raise UserError(f"llm: the API key in ${llm.api_key_env} contains {' and '.join(unsendable)} (at position "
+                        f"{next(k for k, ch in enumerate(key) if ch.isspace() or not ch.isascii()) + 1} of "
+                        f"{len(key)}), so it cannot be sent in an HTTP header; export it again without it, e.g. "
+                        f"`export {llm.api_key_env}=\"$(tr -d '[:space:]' < key.txt)\"`.")
     return key
 
 
@@ -147,7 +166,7 @@ class LLMClient:
         """Send one request, retrying retryable errors; RequestFailed when retries run out."""
         import openai
 
-        error = "no attempt"
+        error, cause = "no attempt", "no attempt"
         for attempt in range(self.llm.max_retries + 1):
             try:
                 async with self._semaphore:
@@ -166,21 +185,22 @@ class LLMClient:
                         f"llm: {FATAL_STATUS[status]} (HTTP {status} from {self.llm.base_url or 'api.openai.com'}, "
                         f"model {self.llm.model!r}); check llm.model, llm.base_url and "
                         f"${self.llm.api_key_env}.")) from None
-                error = f"HTTP {status}: {_short(err.message)}"
+                error, cause = f"HTTP {status}: {_short(err.message)}", f"HTTP {status}"
                 if status not in RETRY_STATUS and status < 500:
                     break
                 delay = _retry_after(err.response.headers) if status in (429, 503) else None
             except openai.APITimeoutError:
-                error, delay = f"no answer within llm.timeout_s = {self.llm.timeout_s} s", None
+                error, cause, delay = f"no answer within llm.timeout_s = {self.llm.timeout_s} s", "timeout", None
             except openai.APIConnectionError as err:
-                error, delay = f"connection error ({_short(str(err.__cause__ or err))})", None
+                error = f"connection error ({_short(str(err.__cause__ or err))})"
+                cause, delay = "connection error", None
             except (MalformedResponse, ValueError) as err:
-                error, delay = f"malformed response ({_short(str(err))})", None
+                error, cause, delay = f"malformed response ({_short(str(err))})", "malformed response", None
             if attempt < self.llm.max_retries:
                 self.stats.retries += 1
                 await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
         self.stats.failures += 1
-        raise RequestFailed(self.redact(error))
+        raise RequestFailed(self.redact(error), cause)
 
     def _backoff(self, attempt: int) -> float:
         return min(self._backoff_cap_s, self._backoff_base_s * 2 ** attempt) * random.uniform(0.5, 1.0)

@@ -2,13 +2,17 @@
 
     model = build_model(feats, model_params, seed=0)                  # feats: pipeline.features.caches.Features
     model = build_model(feats, model_params, seed=0, text=load_text_encoder(clip_params))   # model.base: coop
-    save_checkpoint(paths.CHECKPOINT, model_state, feats, model_params, train_params, history)
+    save_checkpoint(paths.CHECKPOINT, model_state, feats, model_params, train_params, history, kept, evaluate_params)
     model = load_trained_model(feats, load_checkpoint(paths.CHECKPOINT, feats.hashes), clip_params)
+    fusion_weight, posthoc_tau = kept_fusion(checkpoint, evaluate_params)
 
 A checkpoint records the sha256 of the three feature files it was trained on; loading it against other features is
-refused, so evaluate and predict never score a model on caches it has not seen. Loading uses torch's safe loader
-(`weights_only=True`). A `coop` checkpoint holds the context vectors and the head, never the text encoder: loading
-rebuilds the encoder from the clip params, refused when they name another CLIP than the one it was trained with.
+refused, so evaluate and predict never score a model on caches it has not seen. It also records what training kept
+(the epoch, and the fusion weight and post-hoc tau chosen on val with it) under the `evaluate` params it was trained
+with: evaluate and predict use those values, and refuse when the params changed since. Loading uses torch's safe
+loader (`weights_only=True`). A `coop` checkpoint holds the context vectors and the head, never the text encoder:
+loading rebuilds the encoder from the clip params, refused when they name another CLIP than the one it was trained
+with.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config.data_params import ClipParams
-from pipeline.config.model_params import ModelParams, TrainParams
+from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.config.schema import from_dict
 from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
@@ -45,9 +49,11 @@ def build_model(feats: Features, model_params: ModelParams, seed: int | None = N
 
 
 def save_checkpoint(path: Path, state: dict, feats: Features, model_params: ModelParams, train_params: TrainParams,
-                    history: list[dict]) -> None:
-    """The selected state dict with its params, feature hashes, encoder and training history, written atomically."""
+                    history: list[dict], kept: dict, evaluate_params: EvaluateParams) -> None:
+    """The kept state dict with its params, feature hashes, encoder, training history and what was kept (epoch, fusion
+    values chosen on val) under `evaluate_params`, written atomically."""
     checkpoint = {"state_dict": state, "model": asdict(model_params), "train": asdict(train_params),
+                  "evaluate": asdict(evaluate_params), "kept": kept,
                   "feature_sha256": feats.hashes, "class_hash": feats.classes["class_hash"],
                   "encoder": {"model": feats.image_attrs["model"], "pretrained": feats.image_attrs["pretrained"]},
                   "dimensions": feats.dimensions, "history": history}
@@ -60,7 +66,7 @@ def load_checkpoint(path, feature_hashes: dict) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UserError(f"{path} not found; run `mdpr train` (or `dvc repro train`) first.") from None
+        raise UserError(f"{paths.located(path)} not found; run `mdpr train` (or `dvc repro train`) first.") from None
     except Exception as err:  # noqa: BLE001 - a damaged or foreign file, reported as such
         raise UserError(f"{path} is not a readable MDPR checkpoint ({str(err)[:100]}); rerun `mdpr train`.") from None
     trained_on = checkpoint.get("feature_sha256", {})
@@ -85,3 +91,12 @@ def load_trained_model(feats: Features, checkpoint: dict, clip: ClipParams | Non
     model = build_model(feats, model_params, text=text)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
+
+
+def kept_fusion(checkpoint: dict, evaluate_params: EvaluateParams) -> tuple[float, float]:
+    """(fusion weight, post-hoc tau) training kept with its epoch; refused when the evaluate params changed since."""
+    trained_with = checkpoint.get("evaluate")
+    if trained_with != asdict(evaluate_params):
+        raise UserError(f"the trained model kept its epoch for evaluate params {trained_with}, but the params now give "
+                        f"{asdict(evaluate_params)}; rerun `mdpr train` (or `dvc repro`).")
+    return checkpoint["kept"]["fusion_weight"], checkpoint["kept"]["posthoc_tau"]

@@ -1,38 +1,41 @@
 """MDPR training losses.
 
-    log_prior = class_log_prior(train_counts)                           # (C,)
-    loss, parts = mdpr_loss(model(x), y, log_prior, TrainParams(), step, total_steps, model)
+    log_prior = class_log_prior(train_counts, smoothing=params.prior_smoothing)            # (C,)
+    s = warmup_factor(params, epoch, epochs, step, total_steps)
+    loss, parts = mdpr_loss(model(x), y, log_prior, params, s, model, ka_projection)
 
-L = base(logits_base, y) + lam_sem(step) * LA-CE(logits_sem, y) + lam_pa * PA + lam_ka * KA, where
+L = base(logits_base, y) + lambda_sem * s * LA-CE(logits_sem, y) + lambda_pa * PA + lambda_ka * s * KA, where
 
-- base is plain CE (`base_loss: ce`) or LA-CE (`base_loss: la`);
-- LA-CE(z, y) = CE(z + tau * log pi, y), pi the training class prior (logit adjustment, Menon et al. 2021);
-  the semantic branch always uses LA-CE with `tau` (tau = 0 makes it plain CE);
-- lam_sem ramps linearly from min(0.01, lambda_sem) at step 0 to lambda_sem at the last step;
-- PA = mean_b [1 - cos(a_{b, y_b}, prior_{y_b})]: the true class's head-averaged routing weights (B, V) against its
-  prior row (cosine of each description with the class-name embedding, 0 where masked);
-- KA = mean_b KL(q_b || p_b), q_b = softmax(sqrt(d) * mean_desc_{y_b}) and p_b = softmax(sqrt(d) * normalise(x_b)),
-  with x_b the routed feature of image b for its true class (the router's output, after its output projection)
-  and mean_desc_c the normalised mean of class c's valid description embeddings. The softmax runs over the d
-  feature coordinates; both vectors are unit-norm, so coordinates are ~1/sqrt(d), and the sqrt(d) temperature
-  puts them on a unit scale (without it both softmaxes are almost uniform and KA is ~0).
-  The target q is a constant (the frozen library).
+- base is plain CE (`base_loss: ce`, the official code) or LA-CE (`base_loss: la`);
+- LA-CE(z, y) = CE(z + tau * log pi, y), pi the training class prior (logit adjustment, Menon et al. 2021) with
+  `prior_smoothing` k: pi_c = (n_c + k) / sum(n + k) (official code: k = 1); the semantic branch always uses LA-CE;
+- s is the warm-up factor (`sem_warmup`): official = min(1, 0.01 + 0.99 e / E) for epoch e (0-based) of E, constant
+  within the epoch (0.01 to 0.95); linear = 0.01 + 0.99 t / (T - 1) for step t of T (0.01 to 1);
+- PA = mean of 1 - cos(a_bc, m_c) between the head-averaged routing weights a_bc (V,) and the prior row m_c (V,)
+  (cosine of each description with the class-name embedding), over all B x C pairs (`pa_pairs: all`, official)
+  or over each image's true class only (`true_class`);
+- KA = KL(q || p), batch mean, with q = softmax(P(t_y) / T) (detached) and p = softmax(P(x_by / ||x_by||) / T):
+  x_by is the routed feature of image b for its true class, t_y the mean of class y's description embeddings,
+  P a learned Linear(d -> ka_dim) shared by both sides (`KAProjection`; identity when ka_dim = 0) and T
+  `ka_temperature`. This is the official code's KA.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pipeline.config.model_params import TrainParams
 
-SEM_RAMP_START = 0.01
+WARMUP_START = 0.01
+NORM_EPS = {"pa": 1e-5, "ka": 1e-6}  # the official code's epsilons in its row / feature normalisations
 
 
-def class_log_prior(train_counts) -> torch.Tensor:
-    """log pi_c = log(n_c / N) (C,), with empty classes counted as 1 so the prior stays finite."""
-    counts = torch.as_tensor(train_counts, dtype=torch.float64).clamp_min(1)
+def class_log_prior(train_counts, smoothing: float = 0.0) -> torch.Tensor:
+    """log pi_c = log((n_c + k) / sum(n + k)) (C,); with k = 0 an empty class counts as 1 so the prior stays finite."""
+    counts = torch.as_tensor(train_counts, dtype=torch.float64) + smoothing
+    if not smoothing:
+        counts = counts.clamp_min(1)
     return (counts / counts.sum()).log().float()
 
 
@@ -41,42 +44,68 @@ def la_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, log_prior: torc
     return F.cross_entropy(logits.float() + tau * log_prior, labels)
 
 
-def sem_weight(full: float, step: int, total_steps: int) -> float:
-    """lam_sem at `step` (0-based): linear from min(0.01, full) at step 0 to full at step total_steps - 1."""
-    start = min(SEM_RAMP_START, full)
-    progress = min(step / max(total_steps - 1, 1), 1.0)
-    return start + (full - start) * progress
+def warmup_factor(params: TrainParams, epoch: int, epochs: int, step: int, total_steps: int) -> float:
+    """s for the semantic and KA losses at `epoch` (0-based, of `epochs`) and global `step` (0-based, of
+    `total_steps`)."""
+    if params.sem_warmup == "official":
+        return min(1.0, WARMUP_START + (1 - WARMUP_START) * epoch / epochs)
+    return min(1.0, WARMUP_START + (1 - WARMUP_START) * step / max(total_steps - 1, 1))
 
 
-def prior_alignment(weights: torch.Tensor, labels: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-    """PA = mean(1 - cos(weights[b, y_b], prior[y_b])): weights (B, C, V), labels (B,), prior (C, V)."""
-    true_weights = weights[torch.arange(len(labels), device=labels.device), labels]  # (B, V)
-    return (1 - F.cosine_similarity(true_weights.float(), prior[labels].float(), dim=-1)).mean()
+def prior_alignment(weights: torch.Tensor, labels: torch.Tensor, prior: torch.Tensor, pairs: str) -> torch.Tensor:
+    """PA: weights (B, C, V) head-averaged routing weights, labels (B,), prior (C, V); pairs `all` or `true_class`."""
+    if pairs == "true_class":
+        rows = torch.arange(len(labels), device=labels.device)
+        weights, prior = weights[rows, labels][:, None], prior[labels][:, None]  # (B, 1, V) each
+    weights = weights.float()
+    weights = weights / (weights.norm(dim=-1, keepdim=True) + NORM_EPS["pa"])  # (B, C', V)
+    prior = prior.float() / (prior.float().norm(dim=-1, keepdim=True) + NORM_EPS["pa"])  # (C', V) or (B, 1, V)
+    return (1 - F.cosine_similarity(weights, prior.expand_as(weights), dim=-1)).mean()
 
 
-def knowledge_alignment(routed: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """KA = mean KL(softmax(sqrt(d) t) || softmax(sqrt(d) normalise(x))): routed x (B, d), targets t (B, d) unit."""
-    temperature = math.sqrt(routed.shape[-1])
-    log_p = F.log_softmax(temperature * F.normalize(routed.float(), dim=-1), dim=-1)  # (B, d)
-    log_q = F.log_softmax(temperature * targets.float(), dim=-1)  # (B, d)
-    return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
+class KAProjection(nn.Module):
+    """KA's learned projection P = Linear(d -> k) (weights N(0, 0.02), bias 0, as in the official code); identity when
+    k = 0. Trained with the head, used only by the loss (not saved in the checkpoint)."""
+
+    def __init__(self, dim: int, out_dim: int, seed: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, out_dim) if out_dim else None
+        if self.linear is not None:
+            with torch.no_grad():
+                nn.init.normal_(self.linear.weight, std=0.02, generator=torch.Generator().manual_seed(seed))
+                nn.init.zeros_(self.linear.bias)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats if self.linear is None else self.linear(feats)
 
 
-def mdpr_loss(outputs: dict, labels: torch.Tensor, log_prior: torch.Tensor, params: TrainParams, step: int,
-              total_steps: int, model) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def knowledge_alignment(routed: torch.Tensor, targets: torch.Tensor, projection: nn.Module,
+                        temperature: float) -> torch.Tensor:
+    """KA = KL(softmax(P(t) / T) || softmax(P(x / ||x||) / T)), batch mean: routed x (B, d), targets t (B, d)."""
+    routed = routed.float()
+    routed = routed / (routed.norm(dim=-1, keepdim=True) + NORM_EPS["ka"])
+    log_p = F.log_softmax(projection(routed) / temperature, dim=-1)  # (B, k)
+    q = F.softmax(projection(targets.float()) / temperature, dim=-1).detach()  # (B, k)
+    return F.kl_div(log_p, q, reduction="batchmean")
+
+
+def mdpr_loss(outputs: dict, labels: torch.Tensor, log_prior: torch.Tensor, params: TrainParams, warmup: float,
+              model, ka_projection: nn.Module | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its detached parts (base, sem, pa, ka, lambda_sem) for one batch of `model(x)` outputs."""
     base_tau = params.tau if params.base_loss == "la" else 0.0
-    lam_sem = sem_weight(params.lambda_sem, step, total_steps)
+    lam_sem = params.lambda_sem * warmup
     parts = {"base": la_cross_entropy(outputs["base"], labels, log_prior, base_tau),
              "sem": la_cross_entropy(outputs["sem"], labels, log_prior, params.tau)}
     loss = parts["base"] + lam_sem * parts["sem"]
     if params.lambda_pa > 0:
-        parts["pa"] = prior_alignment(outputs["weights"], labels, model.library_prior)
+        parts["pa"] = prior_alignment(outputs["weights"], labels, model.library_prior, params.pa_pairs)
         loss = loss + params.lambda_pa * parts["pa"]
     if params.lambda_ka > 0:
         routed = model.routed(outputs["feats"], labels)  # (B, d)
-        parts["ka"] = knowledge_alignment(routed, model.description_means()[labels])
-        loss = loss + params.lambda_ka * parts["ka"]
+        targets = model.description_means(normalise=False)[labels]  # (B, d)
+        projection = ka_projection if ka_projection is not None else nn.Identity()
+        parts["ka"] = knowledge_alignment(routed, targets, projection, params.ka_temperature)
+        loss = loss + params.lambda_ka * warmup * parts["ka"]
     parts = {name: value.detach() for name, value in parts.items()}
     parts["lambda_sem"] = torch.tensor(lam_sem)
     return loss, parts

@@ -90,8 +90,11 @@ class MDPRModel(nn.Module):
         return self.logit_scale.dtype
 
     def scale(self) -> torch.Tensor:
-        """s = exp(logit_scale), clamped at 100."""
-        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        """s = exp(logit_scale), after clamping the parameter itself at log 100 (in place, as CLIP and the official
+        code do before each forward: the gradient still flows at the bound, and the parameter never drifts above)."""
+        with torch.no_grad():
+            self.logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
+        return self.logit_scale.exp()
 
     def class_weights(self) -> torch.Tensor:
         """w_c = normalise(t_c + alpha * r_c) (residual) or normalise(CoOp prompt feature c) (coop): (C, d)."""
@@ -111,10 +114,11 @@ class MDPRModel(nn.Module):
     def library(self) -> torch.Tensor:
         return self.library_feats.to(self.dtype)  # (C, V, d)
 
-    def description_means(self) -> torch.Tensor:
-        """Each class's normalised mean valid description embedding: (C, d)."""
+    def description_means(self, normalise: bool = True) -> torch.Tensor:
+        """Each class's mean valid description embedding (C, d), L2-normalised unless `normalise=False`."""
         valid = self.library_mask[..., None].to(self.dtype)  # (C, V, 1)
-        return F.normalize((self.library() * valid).sum(1), dim=-1)
+        means = (self.library() * valid).sum(1) / valid.sum(1)  # (C, d)
+        return F.normalize(means, dim=-1) if normalise else means
 
     def routed(self, feats: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
         """Routed features (P, d) of adapted image features `feats` (P, d) for classes class_idx (P,)."""

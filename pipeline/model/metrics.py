@@ -1,10 +1,11 @@
 """Long-tailed accuracy metrics (fractions in [0, 1]).
 
-    report = accuracy_report(pred, labels, train_counts)   # pred, labels (N,); train_counts (C,)
+    report = accuracy_report(pred, labels, classes["groups"])   # pred, labels (N,); groups (C,) from classes.json
     report["top1"], report["mean_class"], report.get("few")
 
-Standard LT protocol (Liu et al. 2019, OLTR): a class is `many` with > 100 training images, `medium` with 20..100,
-`few` with < 20. A group's accuracy is the mean of the per-class accuracies of its classes (not the pooled accuracy
+Groups come from classes.json, where `prepare` computed them once (pipeline/data/manifest.py; standard LT protocol,
+Liu et al. 2019: `many` with > 100 training images, `medium` 20..100, `few` < 20, thresholds in the dataset
+params). A group's accuracy is the mean of the per-class accuracies of its classes (not the pooled accuracy
 of its images); on the usual balanced test sets the two coincide. `mean_class` is the mean per-class accuracy over
 all classes. Classes with no evaluation image are left out of every mean; a group with no class that has
 evaluation images is absent from the report (never NaN).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.data.manifest import GROUPS, group_of
+from pipeline.data.manifest import GROUPS
 
 
 def per_class_accuracy(pred, labels, num_classes: int) -> torch.Tensor:
@@ -24,14 +25,22 @@ def per_class_accuracy(pred, labels, num_classes: int) -> torch.Tensor:
     return torch.where(total > 0, correct / total.clamp_min(1), torch.full_like(total, float("nan")))
 
 
-def accuracy_report(pred, labels, train_counts) -> dict[str, float]:
-    """top1, mean_class and the many/medium/few group accuracies present in this evaluation."""
+def overall_accuracy(pred, labels, num_classes: int) -> dict[str, float]:
+    """top1 and mean_class (the mean of the per-class accuracies of the classes that have evaluation images)."""
     pred, labels = torch.as_tensor(pred).long(), torch.as_tensor(labels).long()
-    counts = torch.as_tensor(train_counts).long()
-    per_class = per_class_accuracy(pred, labels, len(counts))  # (C,)
+    per_class = per_class_accuracy(pred, labels, num_classes)  # (C,)
+    return {"top1": (pred == labels).double().mean().item(), "mean_class": per_class[~per_class.isnan()].mean().item()}
+
+
+def accuracy_report(pred, labels, groups: list[str]) -> dict[str, float]:
+    """top1, mean_class and the many/medium/few group accuracies present in this evaluation; `groups` (C,) names
+    each class's group."""
+    if not all(group in GROUPS for group in groups):
+        raise ValueError(f"groups must name each class's group ({', '.join(GROUPS)}; classes.json 'groups'), "
+                         f"got {list(groups)[:3]}...")
+    report = overall_accuracy(pred, labels, len(groups))
+    per_class = per_class_accuracy(pred, labels, len(groups))  # (C,)
     evaluated = ~per_class.isnan()  # (C,)
-    report = {"top1": (pred == labels).double().mean().item(), "mean_class": per_class[evaluated].mean().item()}
-    groups = [group_of(int(n)) for n in counts]
     for group in GROUPS:
         members = torch.tensor([g == group for g in groups]) & evaluated  # (C,)
         if members.any():

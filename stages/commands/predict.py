@@ -5,7 +5,8 @@
     mdpr predict photos/ --out preds.csv --skip-unreadable    # batch results as CSV, with a progress bar
 
 Reads params.yaml: clip (must name the encoder the features were made with), evaluate (fusion weight, post-hoc
-adjustment) and runtime (device, batch size, workers); run it from the project root, after `dvc repro`.
+adjustment) and runtime (device, batch size, workers), and the model and caches of that params file's project, after
+`dvc repro` there; image paths and --out are relative to where it is started.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pipeline.core.atomic import write_csv
 from pipeline.core.errors import UserError
 from pipeline.data.images import collect_images
 from pipeline.evaluation import predict as predict_lib
-from stages.common import params_option, user_errors
+from stages.common import in_project, params_option, user_errors
 
 
 @click.command(name="predict")
@@ -39,8 +40,9 @@ def command(inputs: tuple[str, ...], params_path: str, top_k: int, as_json: bool
 
 def _predict(inputs: tuple[str, ...], params_path: str, top_k: int, as_json: bool, out: str | None,
              skip_unreadable: bool) -> None:
-    images = collect_images(list(inputs))
-    predictor = predict_lib.load_predictor(*load_sections(params_path, ClipParams, EvaluateParams, RuntimeParams))
+    images = collect_images(list(inputs))  # relative to where the command is started
+    with in_project(params_path) as params_file:
+        predictor = predict_lib.load_predictor(*load_sections(params_file, ClipParams, EvaluateParams, RuntimeParams))
     results, skipped = predict_lib.predict(predictor, images, top_k, skip_unreadable, progress=out is not None)
     for error in skipped:
         click.echo(f"skipped: {error}", err=True)

@@ -1,16 +1,25 @@
 """The `mdpr` console script: commands listed, user errors as one line with exit status 2 and no output written."""
+import json
+from importlib import import_module
+
 import pytest
 
 from pipeline.core import paths
 from tests.helpers.worlds import run_mdpr, write_params
 
 
-def test_help_lists_every_stage(tmp_path):
+def test_help_lists_every_stage_in_pipeline_order(tmp_path):
     result = run_mdpr(["--help"], tmp_path)
     assert result.returncode == 0
-    for command in ("prepare", "embed-images", "embed-classes", "confusion", "library", "embed-library", "train",
-                    "evaluate", "report"):
-        assert command in result.stdout
+    listing = result.stdout.split("Commands:\n", 1)[1].splitlines()
+    commands = {line.split()[0]: line.split(None, 1)[1] for line in listing if line.startswith("  ")}
+    stages = ("prepare", "embed-images", "embed-classes", "confusion", "library", "embed-library", "train",
+              "evaluate")
+    assert list(commands)[:len(stages)] == list(stages)
+    assert {"report", "predict", "preset"} <= set(commands)
+    for name in stages:              # each stage's help is its module docstring's first line (click shortens it)
+        first_line = import_module(f"stages.{name.replace('-', '_')}").__doc__.splitlines()[0]
+        assert first_line.startswith(commands[name].removesuffix("...")), name
 
 
 def _assert_one_line_error(result, *fragments):
@@ -48,10 +57,35 @@ def test_truncated_cache_is_one_line(trained_project):
 
 def test_missing_input_names_the_stage_to_run(tmp_path):
     write_params(tmp_path)
-    _assert_one_line_error(run_mdpr(["embed-classes"], tmp_path), "classes.json not found", "mdpr prepare")
+    _assert_one_line_error(run_mdpr(["embed-classes"], tmp_path), f"{tmp_path}/artifacts/data/classes.json not found",
+                           "mdpr prepare")
 
 
-def test_report_prints_the_table(trained_project):
+def test_report_prints_the_numbers_of_metrics_json(trained_project):
     result = run_mdpr(["report"], trained_project)
     assert result.returncode == 0
-    assert "MDPR (fused)" in result.stdout and "zero-shot CLIP" in result.stdout
+    metrics = json.loads(paths.METRICS.read_text())
+    val, test = result.stdout.split("test split:")
+    assert val.startswith("val split:")
+    assert "kept epoch" in test and "fusion weight 0.5 (params)" in test
+    _assert_table_shows(val.removeprefix("val split:").strip().splitlines(), metrics["val"])
+    _assert_table_shows(test.strip().splitlines(), metrics)
+
+
+def _assert_table_shows(lines: list[str], metrics: dict) -> None:
+    """Every cell of a printed results table equals the metric it names, as a percentage."""
+    header, _rule, *rows = lines
+    columns = header.split()[1:]
+    assert columns == ["top1", "mean_class", "many", "medium", "few"]
+    labels = {"zero-shot CLIP": "zero_shot", "zero-shot + library": "zero_shot_library", "base (prompts)": "base",
+              "semantic (router)": "semantic", "MDPR (fused)": "mdpr"}
+    printed = {}
+    for row in rows:
+        label = next((label for label in labels if row.startswith(label)), None)
+        if label is None:
+            break  # the table ends; what training kept follows
+        printed[labels[label]] = dict(zip(columns, row[len(label):].split()))
+    assert list(printed) == list(labels.values())
+    for method, cells in printed.items():
+        for column, cell in cells.items():
+            assert cell == f"{100 * metrics[method][column]:.2f}%", (method, column, cell)

@@ -1,4 +1,4 @@
-"""embed_images under torchrun (CPU, gloo): two ranks give the single-process cache."""
+"""embed_images under torchrun (CPU, gloo): two ranks give the single-process cache; each rank encodes its own shard."""
 import subprocess
 import sys
 
@@ -12,8 +12,8 @@ from tests.helpers.worlds import write_params
 pytestmark = pytest.mark.slow
 
 
-def _compare_with_single_process(project, embedded_world):
-    multi, multi_attrs = store.read_h5(project / paths.IMAGES_H5)
+def _compare_with_single_process(multi: dict, multi_attrs: dict, embedded_world):
+    """images.h5 groups and attributes of a multi-process run equal the single-process cache's."""
     single, single_attrs = store.read_h5(embedded_world / paths.IMAGES_H5)
     assert multi_attrs == single_attrs
     assert set(multi) == set(single)
@@ -29,22 +29,16 @@ def test_torchrun_two_ranks_match_single_process(project, embedded_world):
                "-m", "stages.cli", "embed-images"]
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    _compare_with_single_process(project, embedded_world)
+    _compare_with_single_process(*store.read_h5(project / paths.IMAGES_H5), embedded_world)
     assert not any((project / ".cache" / "embed").iterdir())
 
 
-def test_runtime_launcher_starts_torchrun_itself(project, embedded_world):
-    (project / paths.IMAGES_H5).unlink()
-    write_params(project, {"runtime": {"launcher": "torchrun", "nproc_per_node": 2, "device": "cpu",
-                                       "batch_size": 16, "num_workers": 0}})
-    result = subprocess.run([sys.executable, "-m", "stages.cli", "embed-images"], cwd=project, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    _compare_with_single_process(project, embedded_world)
+def _rank_one_shard_encoded_with_a_mark(project) -> tuple[int, np.ndarray]:
+    """What rank 1 of 2 writes for the train split (an earlier, interrupted torchrun), with a mark in its first chunk
+    that only a rerun reusing that chunk can carry into images.h5. Returns (first row of the shard, marked feature).
 
-
-def test_each_rank_resumes_its_own_shard(project, embedded_world):
-    """Rank 1's train shard is already encoded (an earlier, interrupted torchrun): the rerun reuses those chunks."""
+    A single process never reads this chunk: its own chunks start at row 0, every batch_size rows (the shard starts at
+    row 145, not a multiple of 16), so the mark reaches images.h5 only when a second rank ran."""
     from pipeline.config.data_params import ClipParams, DatasetParams, EmbedParams
     from pipeline.config.params import load_params
     from pipeline.data import manifest
@@ -57,21 +51,43 @@ def test_each_rank_resumes_its_own_shard(project, embedded_world):
     dataset, embed_params = load_params("params.yaml", DatasetParams), load_params("params.yaml", EmbedParams)
     encoder = load_encoder(load_params("params.yaml", ClipParams), "cpu")
     scratch = paths.SCRATCH / "embed" / embed.fingerprint(encoder.identity, dataset, embed_params,
-                                                                   paths.MANIFEST.read_bytes())
+                                                          paths.MANIFEST.read_bytes())
     ids = [image_id for split, image_id, _ in manifest.read_manifest(paths.MANIFEST) if split == "train"]
-    done = embed.EmbedJob(ids, ImageReader(dataset), encoder, ViewTransform(encoder.preprocess, 32),
-                          scratch / "train", 16, start=len(ids) // 2, progress=False)
-    done.run()                                          # exactly what rank 1 of 2 writes for the train split
-    first = scratch / "train" / f"{len(ids) // 2:010d}.npy"
+    half = len(ids) // 2
+    assert half % 16
+    embed.EmbedJob(ids, ImageReader(dataset), encoder, ViewTransform(encoder.preprocess, 32), scratch / "train", 16,
+                   start=half, progress=False).run()
+    first = scratch / "train" / f"{half:010d}.npy"
     marked = np.load(first)
-    marked[0, 0] = -marked[0, 0]                        # a mark only a reused chunk can carry into images.h5
+    marked[0, 0] = -marked[0, 0]
     np.save(first, marked)
+    return half, marked[0, 0]
+
+
+def _assert_second_rank_reused_its_shard(project, embedded_world, half: int, marked: np.ndarray) -> None:
+    """The marked row made it into images.h5; everything else is the single-process encoding."""
+    groups, attrs = store.read_h5(project / paths.IMAGES_H5)
+    features = groups["train"]["features"]
+    np.testing.assert_allclose(features[half], marked, atol=1e-6)
+    features[half] = -features[half]
+    _compare_with_single_process(groups, attrs, embedded_world)
+
+
+def test_runtime_launcher_starts_two_ranks_itself(project, embedded_world):
+    half, marked = _rank_one_shard_encoded_with_a_mark(project)
+    write_params(project, {"runtime": {"launcher": "torchrun", "nproc_per_node": 2, "device": "cpu",
+                                       "batch_size": 16, "num_workers": 0}})
+    result = subprocess.run([sys.executable, "-m", "stages.cli", "embed-images"], cwd=project, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _assert_second_rank_reused_its_shard(project, embedded_world, half, marked)
+
+
+def test_each_rank_resumes_its_own_shard(project, embedded_world):
+    """Rank 1's train shard is already encoded (an earlier, interrupted torchrun): the rerun reuses those chunks."""
+    half, marked = _rank_one_shard_encoded_with_a_mark(project)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "stages.cli", "embed-images"]
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    groups, _ = store.read_h5(project / paths.IMAGES_H5)
-    np.testing.assert_allclose(groups["train"]["features"][len(ids) // 2], marked[0, 0], atol=1e-6)
-    single, _ = store.read_h5(embedded_world / paths.IMAGES_H5)
-    half = len(ids) // 2                                # rank 0's shard, encoded in this run
-    np.testing.assert_allclose(groups["train"]["features"][:half], single["train"]["features"][:half], atol=1e-5)
+    _assert_second_rank_reused_its_shard(project, embedded_world, half, marked)

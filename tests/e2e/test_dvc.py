@@ -1,20 +1,18 @@
-"""Real DVC end to end: `dvc repro`, what reruns after each params change, metrics/plots, remote + clone, `dvc exp`.
+"""Real DVC end to end: `dvc repro`, what reruns after each params or data change, metrics and plots, a failed LLM
+stage rerun.
 
-    .venv/bin/python -m pytest tests/e2e/test_dvc.py -q          # about 4 minutes on 2 cores
+    .venv/bin/python -m pytest tests/e2e/test_dvc.py -q          # about 3 minutes on 2 cores
 
 A temporary git repo is made from the current working tree of the project (tracked + untracked-not-ignored files,
-without artifacts and dvc.lock) with TINY_PARAMS values over the full params.yaml, and `dvc repro`'d once per module.
-Every scenario runs in a copy of that repo. The `dvc` and `mdpr` of this venv run in subprocesses, with
-PYTHONPATH on the copy so the stages run the code DVC hashed, not the editable install's.
+without artifacts and dvc.lock) with TINY_PARAMS values over the full params.yaml, and `dvc repro`'d once per session
+(tests/e2e/conftest.py, tests/helpers/dvc_repo.py). Every scenario that changes something runs in a copy of that
+repo. Remotes, clones, the run-cache and `dvc exp push/pull` are in tests/e2e/test_team_sharing.py.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -22,68 +20,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
+from tests.helpers.dvc_repo import STAGES, VENV_BIN, copy_repo, dvc, dvc_status, git, ran, run, set_param
 from tests.helpers.fake_llm import FakeLLM
 from tests.helpers.imports import import_closure
-from tests.helpers.worlds import REPO, TINY_PARAMS, write_params
+from tests.helpers.worlds import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment")]
 
-VENV_BIN = Path(sys.executable).parent
-STAGES = {"prepare", "embed_images", "embed_classes", "confusion", "library", "embed_library", "train", "evaluate"}
 KEY_ENV = "MDPR_DVC_TEST_KEY"
-GIT_IDENTITY = {"user.name": "mdpr test", "user.email": "mdpr-test@example.invalid", "commit.gpgsign": "false"}
-
-
-def run(args: list[str], repo: Path, env: dict | None = None, timeout: int = 600) -> str:
-    """Run a command in `repo`; fail the test with its output unless it succeeds; return stdout + stderr."""
-    result = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "PYTHONPATH": str(repo), **(env or {})})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(args)} failed ({result.returncode}):\n{output}"
-    return output
-
-
-def dvc(repo: Path, *args: str, env: dict | None = None) -> str:
-    return run([str(VENV_BIN / "dvc"), *args], repo, env)
-
-
-def git(repo: Path, *args: str) -> str:
-    return run(["git", *args], repo)
-
-
-def ran(output: str) -> set[str]:
-    """Stages `dvc repro` / `dvc exp run` executed (restoring from the run-cache does not count)."""
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def dvc_status(repo: Path) -> dict:
-    return json.loads(dvc(repo, "status", "--json").strip().splitlines()[-1])
-
-
-def git_init(repo: Path) -> None:
-    git(repo, "init", "-q")
-    for key, value in GIT_IDENTITY.items():
-        git(repo, "config", key, value)
-
-
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "--allow-empty", "-m", message)
-
-
-def set_param(repo: Path, section: str, key: str, value) -> None:
-    """Change one value of params.yaml, keeping every key and their order."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    assert key in params[section], f"{section}.{key} is not in params.yaml"
-    params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def copy_repo(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target, symlinks=True)
-    return target
 
 
 # Modules that cannot change a stage's result (dvc.yaml's header comment); every other module a stage imports,
@@ -124,38 +70,6 @@ def test_stage_reads_exactly_the_params_sections_it_declares(name):
     assert read == declared, f"stage {name!r} reads sections {sorted(read)} but dvc.yaml declares {sorted(declared)}"
 
 
-@pytest.fixture(scope="module")
-def dvc_environment(tmp_path_factory):
-    """This venv's dvc and mdpr first on PATH; DVC's state db and configs under tmp, not /var/tmp or ~."""
-    home = tmp_path_factory.mktemp("dvc_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-        for name, value in {"DVC_NO_ANALYTICS": "1", "DVC_STUDIO_OFFLINE": "1", "GIT_TERMINAL_PROMPT": "0",
-                            "DVC_SITE_CACHE_DIR": str(home / "site"), "DVC_GLOBAL_CONFIG_DIR": str(home / "global"),
-                            "DVC_SYSTEM_CONFIG_DIR": str(home / "system")}.items():
-            patch.setenv(name, value)
-        yield
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, dvc_environment) -> tuple[Path, str]:
-    """The project's working tree in a fresh git repo, `dvc repro`'d on tiny params and committed; and the output."""
-    repo = tmp_path_factory.mktemp("dvc") / "project"
-    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"], check=True,
-                           capture_output=True, text=True).stdout.split("\0")
-    for name in filter(None, files):
-        if name.startswith("artifacts/") or name == "dvc.lock" or not (REPO / name).is_file():
-            continue  # outputs come from this repro; a file deleted but still tracked is skipped
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, repo / name)
-    write_params(repo, TINY_PARAMS, base=yaml.safe_load((REPO / "params.yaml").read_text()))
-    git_init(repo)
-    commit_all(repo, "project")
-    output = dvc(repo, "repro")
-    commit_all(repo, "dvc repro")
-    return repo, output
-
-
 @pytest.fixture
 def project(tmp_path, built) -> Path:
     """A private copy of the repro'd, committed repo."""
@@ -174,7 +88,7 @@ def test_first_repro_runs_every_stage_and_a_second_runs_none(built):
 @pytest.mark.parametrize("section, key, value, expected", [
     ("train", "lr", 0.003, {"train", "evaluate"}),
     ("model", "dropout", 0.1, {"train", "evaluate"}),
-    ("evaluate", "fusion_weight", 0.3, {"evaluate"}),
+    ("evaluate", "fusion_weight", 0.3, {"train", "evaluate"}),  # train keeps its epoch with this fusion weight
     # The offline backend ignores the temperature: library reruns and writes the same bytes, so nothing below it does.
     ("llm", "temperature", 0.7, {"library"}),
     ("runtime", "batch_size", 5, set()),
@@ -194,6 +108,17 @@ def test_coop_base_reruns_train_and_evaluate_only_and_reports_every_method(proje
     assert {"zero_shot", "zero_shot_library", "base", "semantic", "mdpr"} <= set(metrics)
     assert "prompts.ctx" in torch.load(project / "artifacts/model/model.pt", weights_only=True)["state_dict"]
     assert dvc_status(project) == {}
+
+
+def test_reference_preset_then_repro_trains_the_official_choices(project):
+    run([str(VENV_BIN / "mdpr"), "preset", "reference"], project)
+    output = dvc(project, "repro")
+    assert ran(output) == {"train", "evaluate"}, output
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert (params["train"]["base_loss"], params["train"]["sem_warmup"], params["model"]["router_init"]) == (
+        "ce", "official", "pytorch")
+    metrics = json.loads((project / "artifacts/metrics/metrics.json").read_text())
+    assert metrics["kept"]["epoch_from"] == "val" and metrics["val"]["mdpr"]["top1"] >= 0
 
 
 def test_llm_answers_rerun_library_and_everything_below_but_no_embedding_of_images(project, tmp_path):
@@ -224,6 +149,22 @@ def test_runtime_batch_size_changes_features_only_by_float_rounding(project, bui
             np.testing.assert_allclose(new[split]["features"][()], old[split]["features"][()], rtol=0, atol=1e-5)
 
 
+def test_the_readme_recovery_commands_rerun_only_what_is_needed(project):
+    """After editing library.file: `dvc repro -f -s library` forces the library stage alone (`-f` without `-s` would
+    force prepare and every embedding above it), and a plain `dvc repro` then reruns what its output feeds. A prepared
+    file cut on disk: `dvc repro` sees the damaged output and restores it from the DVC cache; nothing reruns."""
+    readme = (REPO / "README.md").read_text()
+    assert "dvc repro -f -s library && dvc repro" in readme and "dvc repro -f library`" not in readme
+    assert ran(dvc(project, "repro", "-f", "-s", "library")) == {"library"}
+    assert ran(dvc(project, "repro")) == set()   # the offline library came back byte-identical
+    classes = project / "artifacts/data/classes.json"
+    intact = classes.read_text()
+    classes.write_text(intact[:200])
+    output = dvc(project, "repro")
+    assert ran(output) == set() and "'prepare' is cached - skipping run, checking out outputs" in output, output
+    assert classes.read_text() == intact and dvc_status(project) == {}
+
+
 def test_metrics_and_plots_show(built, tmp_path):
     repo = built[0]
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").strip().splitlines()[-1])[""]["data"]
@@ -240,35 +181,82 @@ def test_metrics_and_plots_show(built, tmp_path):
     assert git(repo, "status", "--porcelain") == ""
 
 
-@pytest.fixture(scope="module")
-def team_clone(built, tmp_path_factory) -> Path:
-    """A teammate's clone: the author pushes to a local-directory remote, the teammate clones and `dvc pull`s."""
-    base = tmp_path_factory.mktemp("team")
-    author = copy_repo(built[0], base / "author")
-    dvc(author, "remote", "add", "-d", "teamstore", str(base / "store"))
-    commit_all(author, "add the team's DVC remote")
-    pushed = dvc(author, "push")
-    assert re.search(r"\d+ files? pushed", pushed), pushed
-    clone = base / "clone"
-    run(["git", "clone", "-q", str(author), str(clone)], base)
-    for key, value in GIT_IDENTITY.items():
-        git(clone, "config", key, value)
-    dvc(clone, "pull")
-    return clone
+def repro_fails(repo: Path, *targets: str, env: dict | None = None) -> str:
+    """`dvc repro` that must fail (a stage exits 2); its output."""
+    result = subprocess.run([str(VENV_BIN / "dvc"), "repro", *targets], cwd=repo, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(repo), **(env or {})})
+    assert result.returncode != 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
 
 
-def test_a_pulled_clone_is_up_to_date_and_recomputes_nothing(team_clone):
-    assert dvc_status(team_clone) == {}
-    assert json.loads(dvc(team_clone, "status", "--cloud", "--json").strip().splitlines()[-1]) == {}
-    output = dvc(team_clone, "repro")
-    assert ran(output) == set() and "is cached" not in output, output
-    assert git(team_clone, "status", "--porcelain") == ""
+def draw_class(folder: Path, count: int, shade: int) -> None:
+    folder.mkdir(parents=True)
+    for k in range(count):
+        Image.new("RGB", (32, 32), (shade, 8 * k, 40)).save(folder / f"{k}.png")
 
 
-def test_exp_run_with_a_train_override_runs_train_and_evaluate_only(team_clone, tmp_path):
-    clone = copy_repo(team_clone, tmp_path / "clone")
-    output = dvc(clone, "exp", "run", "-S", "train.lr=0.002")
-    assert ran(output) == {"train", "evaluate"}, output
-    assert yaml.safe_load((clone / "params.yaml").read_text())["train"]["lr"] == 0.002
-    experiments = dvc(clone, "exp", "list", "--name-only").split()
-    assert len(experiments) == 1, experiments
+def class_names(repo: Path) -> list[str]:
+    return json.loads((repo / "artifacts/data/classes.json").read_text())["names"]
+
+
+def test_a_folder_dataset_is_a_dependency_and_a_deleted_bad_image_unblocks_the_pipeline(project):
+    root = project / "data/raw/shapes"
+    for k, name in enumerate(("red_disc", "blue_bar", "green_ring")):
+        draw_class(root / name, 4, 60 * k)
+    set_param(project, "dataset", "name", "folder")
+    set_param(project, "dataset", "root", "data/raw/shapes")
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    assert class_names(project) == ["blue bar", "green ring", "red disc"]
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(root / "red_disc/0.png")  # same name, new pixels: to re-embed
+    assert "data/raw/shapes" in dvc(project, "status", "embed_images")
+    draw_class(root / "yellow_star", 4, 250)  # a new class folder, and a zero-byte image the stage will name
+    (root / "blue_bar/zero.png").touch()
+    assert "data/raw/shapes" in dvc(project, "status", "prepare")
+    assert "blue_bar/zero.png" in repro_fails(project, "embed_images")
+    assert class_names(project) == ["blue bar", "green ring", "red disc", "yellow star"]  # prepare reran
+    (root / "blue_bar/zero.png").unlink()  # deleted as told: the next repro succeeds
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    assert "zero.png" not in (project / "artifacts/data/manifest.csv").read_text()
+    with h5py.File(project / "artifacts/features/images.h5") as handle:
+        assert handle["train/labels"][()].max() == 3
+    assert not dvc_status(project).keys() & {"prepare", "embed_images"}
+
+
+def test_rewriting_a_features_file_reruns_prepare(project):
+    feats = project / "data/raw/feats.npz"
+
+    def write_features(names: list[str]) -> None:
+        rng = np.random.default_rng(len(names))
+        labels = np.repeat(np.arange(len(names)), 3)
+        np.savez(feats, class_names=np.array(names), **{f"{split}_{key}": value for split in ("train", "val", "test")
+                 for key, value in (("features", rng.normal(size=(len(labels), 64)).astype(np.float32)),
+                                    ("labels", labels))})
+
+    write_features(["cat", "dog"])
+    set_param(project, "dataset", "name", "features")
+    set_param(project, "dataset", "features_file", "data/raw/feats.npz")
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    write_features(["cat", "dog", "fox"])  # rewritten in place, same path, same params
+    assert "data/raw" in dvc(project, "status", "prepare")
+    assert ran(dvc(project, "repro", "embed_images")) == {"prepare", "embed_images"}
+    assert class_names(project) == ["cat", "dog", "fox"]
+    with h5py.File(project / "artifacts/features/images.h5") as handle:
+        assert handle["train/labels"][()].max() == 2
+
+
+def test_a_failed_llm_run_is_a_failed_stage_and_the_rerun_asks_only_what_is_missing(project, tmp_path):
+    with FakeLLM() as server:
+        server.policy = lambda request: "500" if request.class_name in ("red circle", "teal cross") else None
+        for key, value in {"backend": "openai", "base_url": server.url, "api_key_env": KEY_ENV, "max_retries": 0,
+                           "cache_dir": str(tmp_path / "llm-cache")}.items():
+            set_param(project, "llm", key, value)
+        output = repro_fails(project, "library", env={KEY_ENV: "sk-test"})
+        assert "(HTTP 500 10); nothing written" in output
+        assert not (project / "artifacts/library/library.jsonl").exists()
+        first = server.requests_per_prompt()
+        failed = {r.prompt for r in server.chat_requests if r.class_name in ("red circle", "teal cross")}
+        server.policy = None
+        server.reset()
+        output = dvc(project, "repro", "library", env={KEY_ENV: "sk-test"})
+        assert ran(output) == {"library"}
+        assert set(server.requests_per_prompt()) == failed and len(first) == 30

@@ -5,6 +5,7 @@
         server.policy = lambda req: "500" if req.class_name == "zebra" else None   # then this, per request
         ... LLMParams(base_url=server.url, ...) ...
         server.requests, server.max_in_flight             # received bodies + headers; peak concurrency
+        server.requests_per_prompt()                      # Counter: conversation digest -> requests received
 
     .venv/bin/python -m tests.helpers.fake_llm --port 8765 --latency 0.1     # manual use / benchmarks (Ctrl-C stops)
 
@@ -12,8 +13,9 @@ Endpoints: POST /v1/chat/completions, GET /v1/models, GET /stats (chat requests 
 default answer is deterministic: it names the class (the first "quoted" string of the first user message) and
 carries a digest of the whole conversation, so different prompts get different answers. Usage counts words. Faults
 (Fault(kind) or the kind as a string): 429 and 503 (Retry-After header from `retry_after`), 500, 400, 401, 404, slow
-(answers after `delay` s), empty, long (over 77 CLIP tokens), refusal, malformed (invalid JSON body), close (drops
-the connection without answering), other-model (answers as model `model`).
+(answers after `delay` s), empty, long (over 77 CLIP tokens), refusal, malformed (invalid JSON body), html (a 200
+web page, as a wrong base_url gives), close (drops the connection without answering), other-model (answers as model
+`model`).
 """
 from __future__ import annotations
 
@@ -24,13 +26,13 @@ import re
 import signal
 import socket
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-FAULT_KINDS = ("429", "500", "503", "400", "401", "404", "slow", "empty", "long", "refusal", "malformed", "close",
-               "other-model")
+FAULT_KINDS = ("429", "500", "503", "400", "401", "404", "slow", "empty", "long", "refusal", "malformed", "html",
+               "close", "other-model")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ class Request:
         return "\n".join(m.get("content") or "" for m in self.body.get("messages", []) if m.get("role") == "user")
 
     @property
+    def prompt(self) -> str:
+        """A digest of the whole conversation: the same prompt (and re-ask chain) gives the same digest."""
+        return hashlib.sha256(json.dumps(self.body.get("messages"), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
     def class_name(self) -> str:
         """The first "quoted" string of the user messages (our templates quote the class name)."""
         match = re.search(r'"([^"]+)"', self.user_text)
@@ -73,7 +80,7 @@ class Request:
 
 def default_answer(request: Request) -> str:
     """Deterministic one-sentence description naming the class, distinct per conversation."""
-    digest = hashlib.sha256(json.dumps(request.body.get("messages"), sort_keys=True).encode()).hexdigest()[:8]
+    digest = request.prompt[:8]
     article = "An" if request.class_name[:1].lower() in "aeiou" else "A"
     return (f"{article} {request.class_name} seen clearly in a photo, with its typical visual features "
             f"(detail {digest}).")
@@ -106,6 +113,11 @@ class FakeLLM:
     @property
     def chat_requests(self) -> list[Request]:
         return [r for r in self.requests if "messages" in r.body]
+
+    def requests_per_prompt(self) -> Counter:
+        """How many chat requests each prompt (conversation digest) received, retries included."""
+        with self._lock:
+            return Counter(r.prompt for r in self.chat_requests)
 
     def script(self, *faults: Fault | str) -> None:
         """Queue faults for the next requests, in order (each fault is used once)."""
@@ -231,6 +243,10 @@ def _handler_class(fake: FakeLLM):
             if kind == "malformed":
                 self._send(200, b'{"id": "chatcmpl-fake", "choices": [{"message": ', {})
                 return
+            if kind == "html":
+                self._send(200, b"<!doctype html><html><body>Welcome to nginx!</body></html>", {},
+                           content_type="text/html")
+                return
             text = {"empty": "", "refusal": "I'm sorry, but I cannot help with that request.",
                     "long": f"The {request.class_name} " + " ".join(["has many remarkable visual details"] * 20) + "."
                     }.get(kind, default_answer(request))
@@ -246,10 +262,10 @@ def _handler_class(fake: FakeLLM):
         def _json(self, status: int, payload: dict):
             self._send(status, json.dumps(payload).encode(), {})
 
-        def _send(self, status: int, data: bytes, headers: dict):
+        def _send(self, status: int, data: bytes, headers: dict, content_type: str = "application/json"):
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -21,6 +21,13 @@ def test_repo_params_file_loads_every_section():
     (TrainParams, {"lr": -0.001}, "train.lr = -0.001 is out of range"),
     (EvaluateParams, {"fusion_weight": 1.5},
      "evaluate.fusion_weight = 1.5 is out of range; allowed: a number in [0, 1]"),
+    (EvaluateParams, {"fusion_weight": "fast"},
+     "evaluate.fusion_weight = 'fast' has the wrong type; expected a number or auto"),
+    (EvaluateParams, {"posthoc_tau": -1},
+     "evaluate.posthoc_tau = -1.0 is out of range; allowed: a number >= 0 or auto"),
+    (TrainParams, {"lr_min": 0.01}, "train.lr_min = 0.01 is out of range; allowed: a number in [0, train.lr]"),
+    (TrainParams, {"sem_warmup": "cosine"}, "train.sem_warmup = 'cosine' is not allowed; choose one of: official"),
+    (TrainParams, {"ka_temperature": 0}, "train.ka_temperature = 0.0 is out of range"),
     (DatasetParams, {"imbalance_factor": 0.5}, "dataset.imbalance_factor = 0.5 is out of range"),
     (DatasetParams, {"name": "mnist"}, "dataset.name = 'mnist' is not allowed; choose one of: synthetic-lt"),
     (ModelParams, {"heads": 0}, "model.heads = 0 is out of range"),
@@ -46,3 +53,9 @@ def test_int_is_accepted_for_float_and_bools_are_not_numbers():
     assert from_dict(TrainParams, {"lr": 1}).lr == 1.0
     with pytest.raises(UserError, match="wrong type"):
         from_dict(TrainParams, {"lr": True})
+
+
+def test_auto_or_a_number_for_the_fusion_values():
+    assert from_dict(EvaluateParams, {"fusion_weight": "auto", "posthoc_tau": "auto"}) == EvaluateParams("auto", "auto")
+    assert from_dict(EvaluateParams, {"fusion_weight": 1, "posthoc_tau": 0.5}) == EvaluateParams(1.0, 0.5)
+    assert isinstance(from_dict(EvaluateParams, {"fusion_weight": 1}).fusion_weight, float)

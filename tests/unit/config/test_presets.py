@@ -12,9 +12,20 @@ from pipeline.core.errors import UserError
 from tests.helpers.worlds import REPO, TINY_PARAMS, run_mdpr, write_params
 
 REAL_PRESETS = sorted(presets.preset_paths())
-# MDPR reference training settings (the paper's official code); the real presets inherit them from the defaults.
+DATASET_PRESETS = [name for name in REAL_PRESETS if name != "reference"]
+# Training settings the project's defaults share with the official MDPR code; the dataset presets inherit them.
 REFERENCE = {"train": {"lr": 0.001, "weight_decay": 0.0001, "epochs": 20, "batch_size": 128, "lambda_sem": 0.1},
              "model": {"heads": 8, "dropout": 0.2}}
+# Every choice of the official code (Sha843/MDPR, "MDPR with Maple": main_maple.py's defaults, loss.py,
+# module_maple.py), as the params spell it.
+OFFICIAL = {
+    "model": {"heads": 8, "dropout": 0.2, "adapter": False, "logit_scale": 100.0, "router_init": "pytorch"},
+    "train": {"epochs": 20, "lr": 0.001, "lr_schedule": "per_epoch", "lr_min": 1e-6, "weight_decay": 0.0001,
+              "batch_size": 128, "base_loss": "ce", "tau": 1.0, "prior_smoothing": 1.0, "lambda_sem": 0.1,
+              "sem_warmup": "official", "lambda_pa": 0.0, "pa_pairs": "all", "lambda_ka": 0.0, "ka_dim": 128,
+              "ka_temperature": 2.0},
+    "evaluate": {"fusion_weight": 0.5, "posthoc_tau": 0.0},
+}
 
 
 @pytest.fixture
@@ -28,12 +39,32 @@ def read(path):
     return yaml.safe_load(path.read_text())
 
 
-def test_the_six_dataset_presets_ship():
+def test_the_six_dataset_presets_and_reference_ship():
     assert set(REAL_PRESETS) >= {"cifar100-lt-if100", "cifar100-lt-if50", "cifar100-lt-if10", "cifar10-lt-if100",
-                                 "imagenet-lt", "places-lt"}
+                                 "imagenet-lt", "places-lt", "reference"}
 
 
-@pytest.mark.parametrize("name", REAL_PRESETS)
+def test_reference_sets_every_official_value_and_nothing_else(tiny_params):
+    result = run_mdpr(["preset", "reference", "--params", str(tiny_params)], cwd=tiny_params.parent)
+    assert result.returncode == 0, result.stderr
+    after = read(tiny_params)
+    for section, values in OFFICIAL.items():
+        assert {key: after[section][key] for key in values} == values, section
+    assert set(presets.load_preset("reference")) == set(OFFICIAL)  # dataset, encoder and LLM are left alone
+    for section in ("dataset", "clip"):
+        assert all(after[section][key] == value for key, value in TINY_PARAMS[section].items()), section
+
+
+@pytest.mark.parametrize("name", DATASET_PRESETS)
+def test_dataset_presets_name_every_project_default_that_differs_from_the_official_code(name):
+    text = presets.preset_paths()[name].read_text()
+    base = defaults()
+    differing = [f"{s}.{k}" for s, values in OFFICIAL.items() for k, v in values.items() if base[s][k] != v]
+    assert differing and all(key in text for key in differing), [key for key in differing if key not in text]
+    assert "mdpr preset reference" in text
+
+
+@pytest.mark.parametrize("name", DATASET_PRESETS)
 def test_preset_validates_and_keeps_the_reference_training_defaults(name):
     preset = presets.load_preset(name)
     merged = presets.merge(defaults(), preset)
@@ -65,7 +96,7 @@ def test_changes_are_printed_key_by_key(tiny_params):
     result = run_mdpr(["preset", "imagenet-lt", "--params", str(tiny_params)], cwd=tiny_params.parent)
     assert result.stdout.splitlines()[0] == f"preset imagenet-lt: 9 key(s) changed in {tiny_params}:"
     assert '  clip.model: "mdpr-tiny" -> "ViT-B-16-quickgelu"' in result.stdout
-    assert '  dataset.train_list: null -> "data/raw/ImageNet_LT_train.txt"' in result.stdout
+    assert '  dataset.train_list: null -> "data/splits/ImageNet_LT_train.txt"' in result.stdout
     assert "  runtime.batch_size: 16 -> 512" in result.stdout
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.core.atomic import atomic_path, write_json
-from pipeline.core.device import resolve_device
+from pipeline.core.device import autocast, resolve_device
 from pipeline.core.errors import UserError
 from pipeline.core.hashing import file_sha256
 
@@ -32,8 +32,23 @@ def test_devices_resolve_or_fail_with_one_line():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="runtime.device = cuda:1 but no CUDA GPU is visible"):
-            resolve_device("cuda:1")
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(UserError, match=f"runtime.device = {name} but no CUDA GPU is visible; use auto or cpu"):
+                resolve_device(name)
+
+
+def test_autocast_leaves_cpu_math_in_float32():
+    with autocast(resolve_device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_autocast_runs_cuda_math_in_bfloat16():
+    device = resolve_device("cuda")
+    with autocast(device):
+        assert (torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)).dtype == torch.bfloat16
+    assert (torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)).dtype == torch.float32
 
 
 def test_file_sha256_is_the_sha256_of_the_bytes(tmp_path):

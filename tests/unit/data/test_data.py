@@ -23,13 +23,14 @@ def test_cifar_lt_rows_subsample_per_class_and_keep_test():
     train_targets = np.repeat(np.arange(10), 50)
     rng.shuffle(train_targets)
     test_targets = np.repeat(np.arange(10), 7)
-    rows = data.cifar_lt_rows(train_targets, test_targets, 50, 10, seed=0)
+    rows = data.cifar_lt_rows(train_targets, test_targets, 50, 10, val_per_class=5, seed=0)
     train = [r for r in rows if r[0] == "train"]
-    assert [sum(1 for r in train if r[2] == c) for c in range(10)] == data.lt_counts(50, 10, 10)
+    # the head class would take all 50 images: it keeps 50 - 5 so that val can take 5 unused ones
+    assert [sum(1 for r in train if r[2] == c) for c in range(10)] == [45] + data.lt_counts(50, 10, 10)[1:]
     assert all(train_targets[int(r[1].split("/")[1])] == r[2] for r in train)
     assert sum(1 for r in rows if r[0] == "test") == 70
-    assert rows == data.cifar_lt_rows(train_targets, test_targets, 50, 10, seed=0)
-    assert rows != data.cifar_lt_rows(train_targets, test_targets, 50, 10, seed=1)
+    assert rows == data.cifar_lt_rows(train_targets, test_targets, 50, 10, val_per_class=5, seed=0)
+    assert rows != data.cifar_lt_rows(train_targets, test_targets, 50, 10, val_per_class=5, seed=1)
 
 
 def test_synthetic_manifest_is_deterministic_and_long_tailed():
@@ -38,7 +39,7 @@ def test_synthetic_manifest_is_deterministic_and_long_tailed():
     assert spec == data.build_dataset(params)
     counts = spec.train_counts()
     assert counts == data.lt_counts(200, 20, 50)
-    groups = {manifest.group_of(n) for n in counts}
+    groups = set(manifest.groups_of(counts, 100, 20))
     assert groups == {"many", "medium", "few"}
     assert len(set(spec.names)) == 20 and spec.names[0] == "red circle"
     assert len(set(synthetic.class_names(96))) == 96
@@ -55,7 +56,7 @@ def test_synthetic_images_are_byte_identical(tmp_path):
 
 
 def test_groups_thresholds():
-    assert [manifest.group_of(n) for n in (101, 100, 20, 19)] == ["many", "medium", "medium", "few"]
+    assert manifest.groups_of([101, 100, 20, 19], 100, 20) == ["many", "medium", "medium", "few"]
 
 
 def _folder(root, classes):
@@ -69,8 +70,8 @@ def test_folder_dataset_holds_out_a_test_split(tmp_path):
     _folder(tmp_path, {"golden_retriever": 10, "tabby_cat": 5})
     spec = data.build_dataset(DatasetParams(name="folder", root=str(tmp_path)))
     assert spec.names == ["golden retriever", "tabby cat"]
-    assert spec.train_counts() == [8, 4]
-    assert sum(1 for r in spec.rows if r[0] == "test") == 3
+    assert sum(1 for r in spec.rows if r[0] == "test") == 3  # 20% of each class: 2 + 1
+    assert spec.train_counts() == [6, 2]  # 8 and 4 left, then a balanced val of min(10, 4 // 2) = 2 per class
 
 
 def test_folder_dataset_errors(tmp_path):
@@ -107,4 +108,4 @@ def test_cifar_without_files_or_network_is_clear(tmp_path):
 def test_manifest_round_trip_with_awkward_ids(tmp_path):
     rows = [("train", "dir, with comma/x.png", 0), ("test", 'q"uote.png', 1)]
     manifest.write_manifest(tmp_path / "m.csv", rows)
-    assert manifest.read_manifest(tmp_path / "m.csv") == rows
+    assert manifest.read_manifest(tmp_path / "m.csv", manifest.classes_record(["a", "b"], rows, "folder")) == rows

@@ -2,6 +2,7 @@
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +21,11 @@ from pipeline.evaluation.methods import predict_methods
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import build_model, load_checkpoint
 from stages.cli import main
-from tests.helpers.worlds import inside, run_mdpr, write_params
+from tests.helpers.by_hand import evaluate_by_hand, probabilities_by_hand
+from tests.helpers.worlds import copy_world, inside, run_mdpr, write_params
 
 TEST_IMAGES = paths.ARTIFACTS / "data" / "images" / "test"
+TUNED = EvaluateParams(fusion_weight=0.3, posthoc_tau=1.0)
 
 
 def invoke(*args: str):
@@ -40,11 +43,22 @@ def check_description(top_class: int, dimension: str, text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def tuned_predictor(trained_world):
-    """A Predictor with a non-default fusion weight and post-hoc adjustment (loaded once, read-only world)."""
-    with inside(trained_world):
-        yield predict.load_predictor(load_params("params.yaml", ClipParams),
-                                     EvaluateParams(fusion_weight=0.3, posthoc_tau=1.0),
+def tuned_world(trained_world, tmp_path_factory):
+    """The trained world retrained with a non-default fusion weight and post-hoc adjustment (read-only use)."""
+    from stages import train
+
+    world = copy_world(trained_world, tmp_path_factory.mktemp("tuned") / "project")
+    write_params(world, {"evaluate": {"fusion_weight": TUNED.fusion_weight, "posthoc_tau": TUNED.posthoc_tau}})
+    with inside(world):
+        train.run()
+    return world
+
+
+@pytest.fixture(scope="module")
+def tuned_predictor(tuned_world):
+    """A Predictor with a non-default fusion weight and post-hoc adjustment (loaded once)."""
+    with inside(tuned_world):
+        yield predict.load_predictor(load_params("params.yaml", ClipParams), TUNED,
                                      load_params("params.yaml", RuntimeParams))
 
 
@@ -55,10 +69,12 @@ def test_text_output_ranks_classes_and_explains_the_top_one(trained_project):
     assert lines[0] == str(TEST_IMAGES / "00_0000.png") and len(lines) == 6
     ranked = [re.fullmatch(r"  (\d)\. (.+?)\s+(\d\.\d{4})", line) for line in lines[1:4]]
     assert [int(m[1]) for m in ranked] == [1, 2, 3]
-    probs = [float(m[3]) for m in ranked]
-    assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
     names = json.loads(paths.CLASSES.read_text())["names"]
-    top = names.index(ranked[0][2])
+    expected = probabilities_by_hand(evaluate_by_hand(trained_project), "test/00_0000.png")   # (C,)
+    best = np.argsort(-expected)[:3]
+    assert [m[2] for m in ranked] == [names[c] for c in best]
+    np.testing.assert_allclose([float(m[3]) for m in ranked], expected[best], atol=2e-4)   # 4 decimals printed
+    top = best[0]
     routing = dict(re.findall(r"(\w+) (\d\.\d{3})", lines[4].split(": ", 1)[1]))
     assert list(routing) == list(dict.fromkeys(r["dimension"] for r in library_records()))
     assert sum(map(float, routing.values())) == pytest.approx(1.0, abs=0.003)
@@ -72,9 +88,12 @@ def test_json_for_a_folder_agrees_with_the_evaluate_stage(trained_project):
     records = json.loads(result.stdout)
     classes = json.loads(paths.CLASSES.read_text())
     assert len(records) == len(list(TEST_IMAGES.glob("*.png"))) == 5 * len(classes["names"])
+    by_hand = evaluate_by_hand(trained_project)
     for record in records:
-        probs = [entry["prob"] for entry in record["top_k"]]
-        assert len(probs) == 4 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+        expected = probabilities_by_hand(by_hand, str(Path(record["path"]).relative_to(TEST_IMAGES.parent)))
+        best = np.argsort(-expected)[:4]
+        assert [e["index"] for e in record["top_k"]] == best.tolist()
+        np.testing.assert_allclose([e["prob"] for e in record["top_k"]], expected[best], atol=1e-4)
         assert all(classes["names"][e["index"]] == e["class"] for e in record["top_k"])
         assert sum(record["routing"].values()) == pytest.approx(1.0, abs=1e-4)
         assert record["dominant_dimension"] == max(record["routing"], key=record["routing"].get)
@@ -90,9 +109,9 @@ def test_json_for_a_folder_agrees_with_the_evaluate_stage(trained_project):
     np.testing.assert_allclose(correct / 5, evaluated, atol=1e-6)
 
 
-def test_probabilities_match_evaluation_on_cached_features(tuned_predictor, trained_world):
+def test_probabilities_match_evaluation_on_cached_features(tuned_predictor, tuned_world):
     """Re-encoding the test files gives the cached features' fused prediction, with fusion weight and tau applied."""
-    with inside(trained_world):
+    with inside(tuned_world):
         feats = load_features()
         checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
         model = build_model(feats, from_dict(ModelParams, checkpoint["model"]))
@@ -146,7 +165,8 @@ def test_another_encoder_is_refused(trained_project):
     result = invoke(str(TEST_IMAGES / "00_0000.png"))
     assert result.exit_code == 2
     assert result.stderr.startswith("error: model/encoder mismatch: artifacts/features/images.h5 was made with clip "
-                                    "pretrained = 'none(seed=0)', but the clip params give 'none(seed=1)'")
+                                    "pretrained: none, clip.seed: 0, but the clip params give pretrained: none, "
+                                    "clip.seed: 1;")
 
 
 def test_missing_input_and_edited_library_are_refused(trained_project):
@@ -165,13 +185,20 @@ def test_missing_input_and_edited_library_are_refused(trained_project):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_gives_the_cpu_predictions(tuned_predictor, trained_world):
-    images = sorted((trained_world / TEST_IMAGES).glob("*.png"))[:12]
-    with inside(trained_world):
-        on_gpu = predict.load_predictor(load_params("params.yaml", ClipParams), tuned_predictor.evaluate,
+def test_cuda_gives_the_cpu_predictions(tuned_predictor, tuned_world):
+    images = sorted((tuned_world / TEST_IMAGES).glob("*.png"))[:12]
+    with inside(tuned_world):
+        on_gpu = predict.load_predictor(load_params("params.yaml", ClipParams), TUNED,
                                         RuntimeParams(device="cuda", batch_size=8, num_workers=0))
         gpu_results, _ = predict.predict(on_gpu, images, top_k=3)
         cpu_results, _ = predict.predict(tuned_predictor, images, top_k=3)
     assert [r.top_k[0][0] for r in gpu_results] == [r.top_k[0][0] for r in cpu_results]
     np.testing.assert_allclose([[p for *_, p in r.top_k] for r in gpu_results],
                                [[p for *_, p in r.top_k] for r in cpu_results], atol=1e-3)
+
+
+def test_predict_uses_the_kept_fusion_and_refuses_evaluate_params_changed_since_training(tuned_predictor,
+                                                                                          trained_world):
+    assert tuned_predictor.fusion == (TUNED.fusion_weight, TUNED.posthoc_tau)
+    with inside(trained_world), pytest.raises(UserError, match="kept its epoch for evaluate params"):
+        predict.load_predictor(load_params("params.yaml", ClipParams), TUNED, load_params("params.yaml", RuntimeParams))

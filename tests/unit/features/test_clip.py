@@ -5,7 +5,7 @@ import torch
 
 from pipeline.config.data_params import ClipParams
 from pipeline.core.errors import UserError
-from pipeline.features.clip import _needs_quick_gelu, load_encoder
+from pipeline.features.clip import _needs_quick_gelu, class_prompts, load_encoder
 
 
 def test_random_init_is_deterministic_and_normalised():
@@ -20,10 +20,15 @@ def test_random_init_is_deterministic_and_normalised():
 
 def test_class_prompts_average_templates():
     encoder = load_encoder(ClipParams(), "cpu")
-    feats = encoder.encode_class_names(["red circle"], "ensemble", 4)
-    single = encoder.encode_texts(["itap of a red circle."], 4)
-    assert feats.shape == (1, 64) and not np.allclose(feats, single)
-    np.testing.assert_allclose(np.linalg.norm(feats), 1, atol=1e-6)
+    prompts = class_prompts("red circle", "ensemble")
+    assert len(prompts) == 7 and prompts[0] == "itap of a red circle."
+    each = np.stack([encoder.encode_texts([prompt], 1)[0] for prompt in prompts])  # (7, d), one prompt at a time
+    mean = each.mean(0)
+    feats = encoder.encode_class_names(["red circle", "blue square"], "ensemble", 4)
+    assert feats.shape == (2, 64)
+    np.testing.assert_allclose(feats[0], mean / np.linalg.norm(mean), atol=1e-6)
+    single = encoder.encode_class_names(["red circle"], "simple", 4)[0]
+    np.testing.assert_allclose(single, encoder.encode_texts(["a photo of a red circle."], 1)[0], atol=1e-6)
 
 
 def test_local_checkpoint_is_loaded_and_hashed(tmp_path):
@@ -49,7 +54,7 @@ def test_unreachable_weights_explain_what_to_do(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as on a machine without internet
-    with pytest.raises(UserError, match="weights could not be loaded.*local checkpoint file"):
+    with pytest.raises(UserError, match="not in the local Hugging Face cache.*HF_HUB_OFFLINE is set.*local checkpoint"):
         load_encoder(ClipParams(model="ViT-B-32", pretrained="laion2b_s34b_b79k"), "cpu")
 
 

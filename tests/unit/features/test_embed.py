@@ -50,15 +50,31 @@ def _job(project, stop=None):
                           paths.SCRATCH / "embed" / fingerprint / "train", batch_size=16, stop=stop, progress=False)
 
 
-def test_resume_continues_and_matches_uninterrupted_run(project, embedded_world):
+@pytest.fixture
+def encoded_rows(monkeypatch):
+    """How many image views the CLIP encoder encoded: Encoder.encode_image_batch wrapped (it still encodes)."""
+    from pipeline.features.clip import Encoder
+
+    encode, count = Encoder.encode_image_batch, [0]
+
+    def counted(self, images):
+        count[0] += len(images)
+        return encode(self, images)
+
+    monkeypatch.setattr(Encoder, "encode_image_batch", counted)
+    return count
+
+
+def test_resume_encodes_only_the_rest_and_matches_uninterrupted_run(project, embedded_world, encoded_rows):
     (project / paths.IMAGES_H5).unlink()
     partial = _job(project, stop=48)
     partial.run()                                    # an interrupted run: rows 0..47 done, in 3 batches of 16
-    assert partial.done_until() == 48
-    chunks_before = {p.name: p.stat().st_mtime_ns for p in partial.scratch.glob("*.npy")}
+    assert partial.done_until() == 48 and len(list(partial.scratch.glob("*.json"))) == 3
+    encoded_rows[0] = 0
     embed_images.run()
+    total = sum(json.loads(paths.CLASSES.read_text())["splits"].values())
+    assert encoded_rows[0] == total - 48             # the 48 finished train rows were not encoded again
     assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()
-    assert len(chunks_before) == 3
     assert not partial.scratch.parent.exists()       # the finished run removed its progress
 
 
@@ -72,7 +88,7 @@ def test_scratch_of_other_inputs_is_not_reused(project):
     assert groups["train"]["features"].dtype == np.float16 and attrs["store_dtype"] == "float16"
 
 
-def test_sigkill_part_way_then_rerun_gives_same_bytes(project, embedded_world):
+def test_sigkill_part_way_then_rerun_reuses_the_finished_chunks(project, embedded_world):
     (project / paths.IMAGES_H5).unlink()          # same batch size as the reference: same batches, same bits
     mdpr = [sys.executable, "-m", "stages.cli", "embed-images"]
     proc = subprocess.Popen(mdpr, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -83,9 +99,20 @@ def test_sigkill_part_way_then_rerun_gives_same_bytes(project, embedded_world):
     proc.wait()
     done = len(list((project / ".cache").glob("embed/*/train/*.json")))
     assert done >= 3 and not (project / paths.IMAGES_H5).exists()   # killed part-way, nothing at the output
+    first = next((project / ".cache").glob("embed/*/train/0000000000.npy"))
+    chunk = np.load(first)
+    chunk[0, 0, 0] = -chunk[0, 0, 0]              # a mark only a reused chunk can carry into images.h5
+    np.save(first, chunk)
     result = subprocess.run(mdpr, cwd=project, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()
+    resumed, resumed_attrs = store.read_h5(project / paths.IMAGES_H5)
+    reference, reference_attrs = store.read_h5(embedded_world / paths.IMAGES_H5)
+    assert resumed["train"]["features"][0, 0] == chunk[0, 0, 0]
+    resumed["train"]["features"][0, 0] = -resumed["train"]["features"][0, 0]
+    assert resumed_attrs == reference_attrs and set(resumed) == set(reference)
+    for split, arrays in reference.items():       # everything else: the uninterrupted run's values
+        for name, values in arrays.items():
+            np.testing.assert_array_equal(resumed[split][name], values, err_msg=f"{split}/{name}")
 
 
 def _corrupt_one_image(project) -> str:
@@ -113,8 +140,10 @@ def test_skip_mode_drops_and_lists_unreadable_images(project):
     assert len(skipped) == 1 and skipped[0].startswith(image_id)
 
 
-def test_worker_count_does_not_change_the_bytes(project, embedded_world):
+def test_worker_count_does_not_change_the_bytes(project, embedded_world, image_readers):
     write_params(project, {"runtime": {"batch_size": 16, "num_workers": 2, "device": "cpu"}})
     assert load_params("params.yaml", RuntimeParams).num_workers == 2
     embed_images.run()
+    reads = image_readers()
+    assert sorted(set(reads)) == [0, 1] and len(reads) == len(manifest.read_manifest(paths.MANIFEST))
     assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()

@@ -33,9 +33,12 @@ def test_round_trip_and_identical_rewrite(tmp_path):
 def test_cache_from_another_model_is_refused(tmp_path):
     path = tmp_path / "images.h5"
     store.write_h5(path, _groups(), ATTRS)
-    with pytest.raises(UserError, match="made with model='mdpr-tiny' but the current inputs need 'ViT-B-16'.*"
+    with pytest.raises(UserError, match="made with model: mdpr-tiny but the current inputs need model: ViT-B-16.*"
                                         "mdpr embed-images"):
         store.read_h5(path, expect={"model": "ViT-B-16"})
+    with pytest.raises(UserError, match="made with pretrained: none, clip.seed: 0 but the current inputs need "
+                                        "pretrained: a checkpoint file with sha256:0123456789abcdef..."):
+        store.read_h5(path, expect={"pretrained": "sha256:0123456789abcdef" + "f" * 48})
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):

@@ -182,7 +182,7 @@ def test_invalid_answers_are_reasked_then_fall_back(server, tmp_path):
     assert [r["text"] for r in dog] == [offline_description("dog", d, "cat") for d in DIMENSIONS]
     assert all(r["model"] == "gpt-4o-mini" for r in dog)
     assert summary["fallbacks"] == 5 and summary["fallback_classes"] == ["dog"]
-    assert summary["fallback_reasons"] == {"it was empty": 5}
+    assert summary["fallback_reasons"] == {"rejected: empty": 5}
     assert summary["reasks"] == 15 and summary["requests"] == 30 == len(server.requests)
     reasks = [r for r in server.requests if r.class_name == "cat" and len(r.body["messages"]) == 4]
     assert len(reasks) == 5 and all("too long for CLIP" in r.body["messages"][3]["content"] for r in reasks)
@@ -198,7 +198,7 @@ def test_persistent_server_failure_of_one_class_falls_back_then_resumes(server, 
     assert [r["source"] for r in records[5:10]] == ["fallback"] * 5
     assert {r["source"] for r in records[:5] + records[10:]} == {"llm"}
     assert summary["failures"] == 5 and summary["fallback_classes"] == ["zebra"]
-    assert summary["fallback_reasons"] == {"request failed": 5} and summary["retries"] == 5
+    assert summary["fallback_reasons"] == {"HTTP 500": 5} and summary["retries"] == 5
     server.policy, server.requests[:] = None, []
     records, summary = build(names, contrasts, llm)  # failures are not cached: only zebra is asked again
     assert {r.class_name for r in server.requests} == {"zebra"} and summary["requests"] == 5

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.core import paths
 from pipeline.core.errors import UserError
+from pipeline.data import manifest
 from pipeline.library import llm as llm_module
 from stages import library as stage
 from tests.helpers.fake_llm import FakeLLM
@@ -29,21 +30,31 @@ def write_inputs(project, names=NAMES, confused=None):
     confused = {0: ["lynx"], 1: ["tiger", "owl"], 2: []} if confused is None else confused
     (project / "artifacts/data").mkdir(parents=True, exist_ok=True)
     (project / "artifacts/library").mkdir(parents=True, exist_ok=True)
-    (project / "artifacts/data/classes.json").write_text(json.dumps(
-        {"names": names, "train_counts": [10] * len(names), "groups": ["few"] * len(names)}))
+    write_classes_json(project, names)
     classes = [{"index": i, "name": name, "zero_shot_train_acc": 0.5,
                 "confused_with": [{"index": names.index(n), "name": n, "count": 1} for n in confused.get(i, [])]}
                for i, name in enumerate(names)]
     (project / "artifacts/library/confusion.json").write_text(json.dumps({"classes": classes}))
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
+def write_classes_json(project, names):
+    """classes.json as prepare writes it, for `names` with 10 training images each."""
+    rows = [("train", f"{label}_{k}.png", label) for label in range(len(names)) for k in range(10)]
+    manifest.write_classes(project / paths.CLASSES, manifest.classes_record(names, rows, "folder"))
+
+
+def library_project(tmp_path, monkeypatch):
+    """`tmp_path` as the working directory with the stage's inputs, the test key set and fast retries."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(KEY_ENV, SECRET)
     monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
     write_inputs(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    return library_project(tmp_path, monkeypatch)
 
 
 def openai_section(server, project, **values):
@@ -78,7 +89,7 @@ def test_stage_names_the_stage_that_makes_a_missing_input(project):
 def test_stage_rejects_a_confusion_file_from_another_class_list(project):
     write_params(project, {"llm": {"backend": "offline"}})
     write_inputs(project, names=["tiger", "cat", "owl"], confused={})
-    (project / paths.CLASSES).write_text(json.dumps({"names": NAMES}))
+    write_classes_json(project, NAMES)
     with pytest.raises(UserError, match="does not match.*mdpr confusion"):
         stage.run()
 

@@ -14,10 +14,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.config.model_params import ModelParams, TrainParams
+from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
+from pipeline.core.errors import UserError
+from pipeline.data.manifest import groups_of
 from pipeline.model.inference import branch_logits, infer
+from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import MDPRModel, fuse
-from pipeline.model.metrics import accuracy_report
+from pipeline.model.metrics import accuracy_report, overall_accuracy
+from pipeline.model.selection import FUSION_GRID, POSTHOC_TAU_GRID, choose_fusion, describe_kept
 from pipeline.model.training import fit
 
 C, D, V = 20, 32, 5
@@ -59,7 +63,8 @@ def _train_and_test(base_loss: str, router_init: str = "identity") -> dict:
     fit(model, train_feats, train_labels, counts, params)
     out = branch_logits(model, test_feats)
     branches = {"base": out["base"], "sem": out["sem"], "fused": fuse(out["base"], out["sem"], 0.5)}
-    return {name: accuracy_report(logits.argmax(-1), test_labels, counts) for name, logits in branches.items()}
+    groups = groups_of(counts, 100, 20)
+    return {name: accuracy_report(logits.argmax(-1), test_labels, groups) for name, logits in branches.items()}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +76,9 @@ def results():
 def test_problem_is_long_tailed_and_names_are_weak():
     counts, _, (test_feats, test_labels), names, library = PROBLEM
     assert counts[0] == 500 and counts[-1] == 5 and (counts < 20).sum() == 6
-    zero_shot = accuracy_report((test_feats @ names.T).argmax(-1), test_labels, counts)
-    with_descriptions = accuracy_report((test_feats @ library.mean(1).T).argmax(-1), test_labels, counts)
+    zero_shot = accuracy_report((test_feats @ names.T).argmax(-1), test_labels, groups_of(counts, 100, 20))
+    with_descriptions = accuracy_report((test_feats @ library.mean(1).T).argmax(-1), test_labels,
+                                        groups_of(counts, 100, 20))
     assert zero_shot["few"] < 0.45 and with_descriptions["few"] > 0.7
 
 
@@ -98,12 +104,13 @@ def _small_problem():
     return counts, feats, labels, (val_feats, val_labels), names, library
 
 
-def _small_fit(params=TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=7), feats=None, with_val=True, **model_kw):
+def _small_fit(params=TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=7), feats=None, with_val=True,
+               fusion=EvaluateParams(), with_kept=False, **model_kw):
     counts, train_feats, labels, val, names, library = _small_problem()
     model = MDPRModel(names, library, None, ModelParams(heads=4, **model_kw), seed=1)
-    state, history = fit(model, train_feats if feats is None else feats, labels, counts, params,
-                         val=val if with_val else None)
-    return model, state, history
+    state, history, kept = fit(model, train_feats if feats is None else feats, labels, counts, params,
+                               val=val if with_val else None, fusion=fusion)
+    return (model, state, history, kept) if with_kept else (model, state, history)
 
 
 def test_same_seed_gives_identical_state_and_history():
@@ -121,12 +128,14 @@ def test_same_seed_gives_identical_state_and_history():
 def test_history_records_losses_accuracies_and_cosine_schedule():
     params = TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=7, lambda_pa=0.1)
     _, _, history = _small_fit(params)
-    assert [h["epoch"] for h in history] == [1, 2, 3]
-    expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc", "val_top1", "val_mean_class", "lr"}
-    assert expected <= set(history[0])
-    assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine to zero at the last step
-    assert history[0]["lr"] > history[1]["lr"] > 0
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]  # epoch 0: the untrained head, scored on val only
+    assert set(history[0]) == {"epoch", "val_top1", "val_mean_class", "val_fusion_weight", "val_posthoc_tau"}
+    expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc_base", "train_acc_sem", "val_top1",
+                "val_mean_class", "val_fusion_weight", "val_posthoc_tau", "lr"}
+    assert expected <= set(history[1])
+    assert history[1]["lr"] == pytest.approx(3e-3)  # the first epoch trains at the full rate
+    assert history[1]["lr"] > history[2]["lr"] > history[3]["lr"] > 1e-6
+    assert history[-1]["loss"] < history[1]["loss"]
 
 
 def test_validation_selects_the_best_epoch_and_model_holds_it():
@@ -134,15 +143,62 @@ def test_validation_selects_the_best_epoch_and_model_holds_it():
     model, state, history = _small_fit(TrainParams(epochs=6, lr=3e-2, batch_size=32, seed=7))
     best = max(h["val_mean_class"] for h in history)
     out = branch_logits(model, val_feats)
-    report = accuracy_report(fuse(out["base"], out["sem"], 0.5).argmax(-1), val_labels, counts)
+    report = accuracy_report(fuse(out["base"], out["sem"], 0.5).argmax(-1), val_labels, groups_of(counts, 100, 20))
     assert report["mean_class"] == pytest.approx(best)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
 
-def test_without_validation_the_last_epoch_is_kept():
-    model, state, history = _small_fit(with_val=False)
+def test_training_that_only_hurts_on_val_keeps_the_untrained_head():
+    counts, _, _, (val_feats, val_labels), names, library = _small_problem()
+    untrained = MDPRModel(names, library, None, ModelParams(heads=4), seed=1)
+    model, state, history, kept = _small_fit(TrainParams(epochs=3, lr=3.0, batch_size=32, seed=7), with_kept=True)
+    assert all(h["val_mean_class"] < history[0]["val_mean_class"] for h in history[1:])  # lr 3 wrecks the head
+    assert kept["epoch"] == 0 and kept["val_mean_class"] == history[0]["val_mean_class"]
+    assert all(torch.equal(v, untrained.state_dict()[k]) for k, v in model.state_dict().items())
+    assert "no trained epoch beat the untrained head" in describe_kept(kept)
+
+
+def test_a_trained_epoch_wins_a_tie_with_the_untrained_head():
+    model, state, history, kept = _small_fit(TrainParams(epochs=2, lr=1e-12, batch_size=32, seed=7),
+                                             with_kept=True)
+    assert history[0]["val_mean_class"] == history[1]["val_mean_class"] == history[2]["val_mean_class"]
+    assert kept["epoch"] == 1
+
+
+def test_without_validation_the_last_epoch_is_kept_and_auto_is_refused():
+    model, state, history, kept = _small_fit(with_val=False, with_kept=True)
     assert "val_mean_class" not in history[-1] and len(history) == 3
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert kept == {"epoch": 3, "epoch_from": "last epoch (no val split)", "fusion_weight": 0.5,
+                    "fusion_weight_from": "params", "posthoc_tau": 0.0, "posthoc_tau_from": "params"}
+    with pytest.raises(UserError, match="evaluate.posthoc_tau = auto chooses on the val split"):
+        _small_fit(with_val=False, fusion=EvaluateParams(posthoc_tau="auto"))
+
+
+def test_epoch_selection_uses_the_fusion_weight_the_params_name():
+    counts, _, _, (val_feats, val_labels), *_ = _small_problem()
+    params = TrainParams(epochs=6, lr=3e-2, batch_size=32, seed=7)
+    model, _, history, kept = _small_fit(params, fusion=EvaluateParams(fusion_weight=1.0), with_kept=True)
+    base_only = overall_accuracy(branch_logits(model, val_feats)["base"].argmax(-1), val_labels, len(counts))
+    assert kept["val_mean_class"] == pytest.approx(base_only["mean_class"])  # w = 1: the base branch alone
+    assert kept["val_mean_class"] == max(h["val_mean_class"] for h in history)
+    assert [h["val_fusion_weight"] for h in history] == [1.0] * 7
+
+
+def test_auto_fusion_is_chosen_on_val_at_every_epoch_and_kept_with_its_epoch():
+    counts, _, _, (val_feats, val_labels), *_ = _small_problem()
+    params = TrainParams(epochs=6, lr=3e-2, batch_size=32, seed=7)
+    fusion = EvaluateParams(fusion_weight="auto", posthoc_tau="auto")
+    model, _, history, kept = _small_fit(params, fusion=fusion, with_kept=True)
+    out = branch_logits(model, val_feats)
+    choice = choose_fusion(out["base"], out["sem"], val_labels, counts, fusion)
+    assert (kept["fusion_weight"], kept["posthoc_tau"]) == (choice.fusion_weight, choice.posthoc_tau)
+    assert kept["fusion_weight_from"] == kept["posthoc_tau_from"] == kept["epoch_from"] == "val"
+    best = max(history, key=lambda h: h["val_mean_class"])
+    assert kept["epoch"] == best["epoch"] and kept["val_mean_class"] == choice.report["mean_class"]
+    for weight, tau in [(w, t) for w in FUSION_GRID for t in POSTHOC_TAU_GRID]:  # nothing on the grid does better
+        pred = fuse(out["base"], out["sem"], weight, tau, class_log_prior(counts)).argmax(-1)
+        assert overall_accuracy(pred, val_labels, len(counts))["mean_class"] <= choice.report["mean_class"] + 1e-12
 
 
 def test_float16_features_and_cached_views_train():
@@ -176,7 +232,7 @@ def test_cuda_bf16_training_tracks_cpu():
     histories = []
     for device in ("cpu", "cuda"):
         model = MDPRModel(names, library.half(), None, ModelParams(heads=4), seed=1)
-        _, history = fit(model, feats.half(), labels, counts, params, val=val, device=device)
+        _, history, _ = fit(model, feats.half(), labels, counts, params, val=val, device=device)
         histories.append(history)
         assert next(model.parameters()).device.type == device
     cpu, cuda = histories

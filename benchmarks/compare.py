@@ -1,0 +1,175 @@
+"""Project defaults vs the official code's choices (`mdpr preset reference`), and every differing choice one at a
+time: MDPR (fused) accuracy on val and test, mean ± std over training seeds, on two worlds of cached features.
+
+    .venv/bin/python benchmarks/compare.py [--seeds 0 1 2] [--worlds synthetic features] [--json out.json]
+
+Worlds (built once per run in a temporary folder with the real stages, then `train` and `evaluate` run in-process
+for every variant and seed: the code path of `dvc repro`):
+- synthetic: the offline demo (params.yaml as committed: synthetic-lt, 20 classes, 200 to 4 training images,
+  10 val and 20 test images per class, the random-init `mdpr-tiny` CLIP, offline descriptions).
+- features: a CLIP-like feature import (dataset.name: features): 50 classes in d = 64, 300 to 3 training images
+  (exponential profile, IF 100), 10 val and 30 test images per class; image features are noisy copies of a unit
+  class centre (so classes overlap), class-name embeddings are confused (each mixes its own centre with another
+  class's: zero-shot is weak), and the 5 descriptions of a class lie near its centre (they carry what the names
+  lack). Its library.h5 features and prior are replaced by these descriptions after `embed-library`, since no real
+  text encoder exists offline.
+Variants: `project defaults` (params.yaml), `reference` (the preset), and each key where the two differ, flipped
+from the project default to the official value alone (lr_schedule with lr_min; keys of switched-off losses skipped).
+The seed is train.seed (init, shuffling, dropout); the data stay fixed. std is the sample std (n - 1).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.config.params import defaults
+from pipeline.config.presets import load_preset
+from pipeline.core import paths
+from pipeline.features import store
+from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
+from tests.helpers.worlds import inside, write_params
+
+GROUPS = ("top1", "many", "medium", "few")
+TOGETHER = {("train", "lr_min"): ("train", "lr_schedule")}   # flipped with the key it belongs to
+SWITCHES = {"pa_pairs": "lambda_pa", "ka_dim": "lambda_ka", "ka_temperature": "lambda_ka"}  # loss key -> its weight
+
+
+def variants() -> dict[str, dict]:
+    """Name -> params overrides, every one a complete statement over params.yaml."""
+    reference, base = load_preset("reference"), defaults()
+    out = {"project defaults": {}, "reference": reference}
+    for section, values in reference.items():
+        for key, value in values.items():
+            weight = SWITCHES.get(key)
+            if base[section][key] == value or (section, key) in TOGETHER or (
+                    weight and base[section][weight] == 0 and reference[section][weight] == 0):
+                continue
+            override = {section: {key: value}}
+            for (other_section, other), owner in TOGETHER.items():
+                if owner == (section, key) and base[other_section][other] != reference[other_section][other]:
+                    override[other_section][other] = reference[other_section][other]
+            out[" + ".join(f"{s}.{k}: {v}" for s, kv in override.items() for k, v in kv.items())] = override
+    return out
+
+
+def build_synthetic(root: Path) -> Path:
+    world = root / "synthetic"
+    world.mkdir()
+    write_params(world, base=defaults())
+    with inside(world):
+        for stage in (prepare, embed_images, embed_classes, confusion, library, embed_library):
+            stage.run()
+    return world
+
+
+def clip_like_features(classes=50, dim=64, views=5, n_max=300, imbalance=100.0, val=10, test=30, seed=0):
+    """Arrays of the features world (see the module docstring) and its (C, V, d) descriptions."""
+    rng = np.random.default_rng(seed)
+    unit = lambda x: (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
+    centres = unit(rng.standard_normal((classes, dim)))
+    counts = [math.floor(n_max * imbalance ** (-i / (classes - 1))) for i in range(classes)]
+
+    def split(per_class):
+        labels = np.repeat(np.arange(classes), per_class)
+        return unit(centres[labels] + 2.0 * rng.standard_normal((len(labels), dim)) / math.sqrt(dim)), labels
+
+    arrays = {}
+    for name, per_class in (("train", counts), ("val", [val] * classes), ("test", [test] * classes)):
+        arrays[f"{name}_features"], arrays[f"{name}_labels"] = split(per_class)
+    other = np.roll(np.arange(classes), classes // 2)
+    arrays["class_features"] = unit(centres + centres[other] + 0.4 * rng.standard_normal((classes, dim)) / 8)
+    arrays["class_names"] = np.array([f"class {i:02d}" for i in range(classes)])
+    descriptions = unit(centres[:, None] + 0.4 * rng.standard_normal((classes, views, dim)) / math.sqrt(dim))
+    return arrays, descriptions
+
+
+def build_features(root: Path) -> Path:
+    world = root / "features"
+    world.mkdir()
+    arrays, descriptions = clip_like_features()
+    np.savez(world / "feats.npz", **arrays)
+    write_params(world, {"dataset": {"name": "features", "features_file": "feats.npz"}}, base=defaults())
+    with inside(world):
+        for stage in (prepare, embed_images, embed_classes, confusion, library, embed_library):
+            stage.run()
+        groups, attrs = store.read_h5(paths.LIBRARY_H5)
+        groups[""]["features"] = descriptions
+        groups[""]["prior"] = np.einsum("cvd,cd->cv", descriptions, arrays["class_features"]).astype(np.float32)
+        store.write_h5(paths.LIBRARY_H5, groups, attrs)
+    return world
+
+
+def run_variant(world: Path, overrides: dict, seed: int) -> dict:
+    """metrics.json after train + evaluate with `overrides` and train.seed = seed."""
+    params = json.loads(json.dumps(overrides))
+    params.setdefault("train", {})["seed"] = seed
+    base = json.loads(json.dumps(defaults()))
+    if (world / "feats.npz").exists():
+        base["dataset"].update(name="features", features_file="feats.npz")
+    write_params(world, params, base=base)
+    with inside(world), contextlib.redirect_stdout(io.StringIO()):  # the stages' own tables
+        train.run()
+        evaluate.run()
+    return json.loads((world / paths.METRICS).read_text())
+
+
+def summary(values: list[float]) -> str:
+    mean = 100 * statistics.mean(values)
+    std = 100 * statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def table(results: dict[str, list[dict]], seeds: int) -> str:
+    header = [f"val {g}" for g in GROUPS] + [f"test {g}" for g in GROUPS]
+    lines = [f"| variant (n = {seeds} seeds) | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for name, runs in results.items():
+        cells = [summary([run[split]["mdpr"][g] for run in runs]) if all(g in run[split]["mdpr"] for run in runs)
+                 else "-" for split in ("val", "test") for g in GROUPS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--worlds", nargs="+", default=["synthetic", "features"], choices=["synthetic", "features"])
+    parser.add_argument("--json", type=Path, help="also write every run's metrics here")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # tiny models: more threads only oversubscribe a shared machine
+    builders = {"synthetic": build_synthetic, "features": build_features}
+    everything, root = {}, Path(tempfile.mkdtemp(prefix="mdpr-compare-"))
+    try:
+        for name in args.worlds:
+            start = time.perf_counter()
+            world = builders[name](root)
+            results = {variant: [] for variant in variants()}
+            for variant, overrides in variants().items():
+                for seed in args.seeds:
+                    metrics = run_variant(world, overrides, seed)
+                    results[variant].append({"val": metrics["val"], "test": {m: metrics[m] for m in ("mdpr", "base")},
+                                             "kept": metrics["kept"]})
+            everything[name] = results
+            print(f"\n### world: {name} ({time.perf_counter() - start:.0f} s); MDPR (fused) accuracy, %\n")
+            print(table(results, len(args.seeds)))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=1))
+
+
+if __name__ == "__main__":
+    main()

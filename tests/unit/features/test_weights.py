@@ -1,0 +1,122 @@
+"""Pretrained-tag weights: read from the local Hugging Face cache without network, one line when absent and offline.
+
+    .venv/bin/python -m pytest tests/unit/features/test_weights.py -q
+
+A tag for the tiny architecture is added to open_clip's registry for the test (its weights in a temporary hub cache
+laid out as huggingface_hub writes it), so the whole path runs: lookup, open_clip load, preprocessing.
+"""
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config.data_params import ClipParams
+from pipeline.core.errors import UserError
+from pipeline.features import weights
+from pipeline.features.clip import load_encoder
+
+REPO_ID = "mdpr-test/tiny-weights"
+TAG_MEAN, TAG_STD = (0.25, 0.5, 0.75), (0.2, 0.3, 0.4)
+
+
+@pytest.fixture
+def tiny_tag(monkeypatch, tmp_path):
+    """mdpr-tiny gets a pretrained tag `fake` (hf_hub REPO_ID, its own mean/std); an empty hub cache; hub offline."""
+    import huggingface_hub.constants
+    from open_clip import pretrained
+
+    from pipeline.features.clip import register_configs
+
+    register_configs()
+    monkeypatch.setitem(pretrained._PRETRAINED, "mdpr-tiny", {"fake": {
+        "url": "", "hf_hub": f"{REPO_ID}/", "mean": TAG_MEAN, "std": TAG_STD, "interpolation": "bilinear"}})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # any request would now raise
+    return tmp_path / "hub"
+
+
+def put_in_cache(hub, state_dict) -> None:
+    """The weights where `hf_hub_download` stores them: models--org--name/snapshots/<commit>/<file>, refs/main."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = hub / f"models--{REPO_ID.replace('/', '--')}"
+    (folder / "snapshots" / commit).mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    torch.save(state_dict, folder / "snapshots" / commit / "open_clip_pytorch_model.bin")
+
+
+def test_cached_tag_weights_load_without_network_with_the_tags_preprocessing(tiny_tag):
+    reference = load_encoder(ClipParams(seed=5), "cpu")
+    put_in_cache(tiny_tag, reference.model.state_dict())
+    loaded = load_encoder(ClipParams(pretrained="fake"), "cpu")
+    images = torch.randn(2, 3, 32, 32)
+    np.testing.assert_allclose(loaded.encode_image_batch(images), reference.encode_image_batch(images), atol=1e-6)
+    assert loaded.identity["pretrained"] == "fake"
+    assert loaded.identity["mean"] == "[0.25, 0.5, 0.75]" and loaded.identity["std"] == "[0.2, 0.3, 0.4]"
+    normalize = loaded.preprocess.transforms[-1]
+    assert tuple(normalize.mean) == TAG_MEAN and tuple(normalize.std) == TAG_STD
+
+
+def test_absent_weights_with_the_hub_offline_fail_at_once_naming_the_way_out(tiny_tag):
+    started = time.monotonic()
+    with pytest.raises(UserError) as error:
+        load_encoder(ClipParams(pretrained="fake"), "cpu")
+    assert time.monotonic() - started < 2
+    message = str(error.value)
+    for fragment in ("clip.pretrained = 'fake' for mdpr-tiny", REPO_ID, f"cache {tiny_tag}", "HF_HUB_OFFLINE is set",
+                     "HF_HUB_OFFLINE=1", "hf download", "local checkpoint file"):
+        assert fragment in message
+
+
+def test_the_lookup_tries_safetensors_first_as_open_clip_does():
+    repo, names = weights.weight_files("ViT-B-32", "openai")
+    assert repo == "timm/vit_base_patch32_clip_224.openai"
+    assert names == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+
+
+CACHED_LOAD_SCRIPT = """
+import sys
+from open_clip import pretrained
+from pipeline.config.data_params import ClipParams
+from pipeline.features.clip import load_encoder, register_configs
+register_configs()
+pretrained._PRETRAINED["mdpr-tiny"] = {"fake": {"url": "", "hf_hub": sys.argv[1] + "/"}}
+print(load_encoder(ClipParams(pretrained="fake"), "cpu").identity["pretrained"])
+"""
+
+
+def test_cached_weights_are_used_without_a_single_connection_when_online_mode_is_on(tmp_path):
+    """HF_HUB_OFFLINE unset and HF_ENDPOINT a local listener that counts connections: the cached file is loaded and
+    the hub is never contacted (open_clip alone would ask it first, and retry for a minute when it cannot answer)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    from tests.helpers.worlds import REPO
+
+    put_in_cache(tmp_path / "hub", load_encoder(ClipParams(seed=5), "cpu").model.state_dict())
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections = []
+
+    def accept():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(1)
+            connection.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "",
+           "HF_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}"}
+    try:
+        result = subprocess.run([sys.executable, "-c", CACHED_LOAD_SCRIPT, REPO_ID], capture_output=True, text=True,
+                                env=env, timeout=300)
+    finally:
+        listener.close()
+    assert result.returncode == 0 and result.stdout.strip() == "fake", result.stderr
+    assert connections == [] and "Retrying" not in result.stderr
