@@ -56,11 +56,13 @@ def run(params_path: str = "params.yaml") -> None:
 
 
 def _epoch_line(record: dict, epochs: int, seconds: float) -> str:
-    """One progress line per epoch on stderr: loss, train accuracy, validation accuracy when there is a val split."""
-    val = f", val top-1 {record['val_top1']:.3f}, val mean-class {record['val_mean_class']:.3f}" \
+    """One progress line per epoch on stderr: loss, train accuracy, validation accuracy when there is a val split
+    (epoch 0 is the untrained head, scored on val only)."""
+    val = f"val top-1 {record['val_top1']:.3f}, val mean-class {record['val_mean_class']:.3f}" \
         if "val_mean_class" in record else ""
-    return (f"train: epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f}, train acc {record['train_acc']:.3f}"
-            f"{val} ({seconds:.0f} s)")
+    trained = (f"loss {record['loss']:.4f}, train acc base {record['train_acc_base']:.3f} sem "
+               f"{record['train_acc_sem']:.3f}" if "loss" in record else "untrained")
+    return f"train: epoch {record['epoch']}/{epochs}: {', '.join(filter(None, [trained, val]))} ({seconds:.0f} s)"
 
 
 def _live():

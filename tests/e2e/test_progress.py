@@ -10,11 +10,13 @@ def test_train_prints_one_line_per_epoch_with_loss_and_val_accuracy(trained_proj
     train.run()
     out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.startswith("train: epoch")]
-    assert len(lines) == 3, err
-    for epoch, line in enumerate(lines, 1):
-        assert re.match(rf"train: epoch {epoch}/3: loss \d+\.\d{{4}}, train acc \d\.\d{{3}}, val top-1 \d\.\d{{3}}, "
-                        r"val mean-class \d\.\d{3} \(\d+ s\)$", line), line
-    assert "train: epoch" not in out and out.startswith("train: 3 epochs")
+    assert len(lines) == 4, err  # epoch 0: the untrained head scored on val, then 3 trained epochs
+    val = r"val top-1 \d\.\d{3}, val mean-class \d\.\d{3} \(\d+ s\)$"
+    assert re.match(r"train: epoch 0/3: untrained, " + val, lines[0]), lines[0]
+    for epoch, line in enumerate(lines[1:], 1):
+        trained = rf"train: epoch {epoch}/3: loss \d+\.\d{{4}}, train acc base \d\.\d{{3}} sem \d\.\d{{3}}, "
+        assert re.match(trained + val, line), line
+    assert "train: epoch" not in out and out.startswith("train: ")
 
 
 def test_long_scoring_and_text_encoding_show_bars_on_stderr_only(trained_project, capsys, monkeypatch):
