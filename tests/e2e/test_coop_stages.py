@@ -14,7 +14,9 @@ from pipeline.core.errors import UserError
 from pipeline.evaluation import predict
 from pipeline.evaluation.methods import METHODS
 from pipeline.features.caches import load_features
-from pipeline.model.checkpoint import load_checkpoint, load_trained_model
+from pipeline.model.checkpoint import kept_fusion, load_checkpoint, load_trained_model
+from pipeline.model.losses import class_log_prior
+from pipeline.model.mdpr import fuse
 from stages import evaluate, train
 from tests.helpers.worlds import write_params
 
@@ -50,16 +52,18 @@ def test_coop_model_refuses_clip_params_of_another_encoder(coop_project):
 
 
 def test_predict_with_a_coop_model_agrees_with_evaluate(coop_project):
-    predictor = predict.load_predictor(load_params("params.yaml", ClipParams), EvaluateParams(fusion_weight=1.0),
-                                       load_params("params.yaml", RuntimeParams))
+    clip, evaluate_params = load_params("params.yaml", ClipParams), load_params("params.yaml", EvaluateParams)
+    predictor = predict.load_predictor(clip, evaluate_params, load_params("params.yaml", RuntimeParams))
     feats = load_features()
     test = feats.splits["test"]
     images = [paths.ARTIFACTS / "data" / "images" / name for name in test["ids"][:4]]
     results, _ = predict.predict(predictor, images, top_k=len(feats.classes["names"]))
-    model = load_trained_model(feats, load_checkpoint(paths.CHECKPOINT, feats.hashes),
-                               load_params("params.yaml", ClipParams))
-    with torch.no_grad():  # fusion weight 1: the probabilities are the softmax of the coop base logits
-        expected = model(torch.from_numpy(test["features"][:4]))["base"].softmax(-1)  # (4, C)
+    checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
+    model = load_trained_model(feats, checkpoint, clip)
+    with torch.no_grad():  # the probabilities are the softmax of the fused logits of the coop model
+        out = model(torch.from_numpy(test["features"][:4]))
+        log_prior = class_log_prior(feats.classes["train_counts"])
+        expected = fuse(out["base"], out["sem"], *kept_fusion(checkpoint, evaluate_params), log_prior).softmax(-1)
     for result, row in zip(results, expected):
         got = torch.zeros(len(row))
         got[[c for c, _name, _p in result.top_k]] = torch.tensor([p for _c, _name, p in result.top_k])
