@@ -6,7 +6,8 @@ Writes a project directory with the caches an ImageNet-LT run would have (C clas
 random unit features, a long-tailed train split of ~20 images per class, a balanced test split) and an untrained
 head's checkpoint, then runs the evaluate stage in a fresh child process per test-set size, with the repo's
 default params (runtime.batch_size 64). Per size it prints the stage's peak resident memory (ru_maxrss of the
-child), its wall time and the images/s of the scoring pass (`predict_methods`: every method, every image).
+child), its wall time and the images/s of the scoring pass (`score_split`; `predict_methods` in older checkouts:
+every method, every image).
 `--code` runs the stage of another checkout (e.g. the code before a change, exported with `git archive`) on the
 same files. Last line: `SUMMARY eval: <peak RSS at the largest size / at the smallest>x memory`.
 """
@@ -32,14 +33,15 @@ import json, os, resource, sys, time
 sys.path.insert(0, {code!r})
 os.chdir({project!r})
 import stages.evaluate as stage
-timed = {{}}
-scoring = stage.predict_methods
+timed = {{"scoring_s": 0.0}}
+name = "score_split" if hasattr(stage, "score_split") else "predict_methods"  # older checkouts: predict_methods
+scoring = getattr(stage, name)
 def timed_scoring(*args, **kwargs):
     start = time.perf_counter()
     out = scoring(*args, **kwargs)
-    timed["scoring_s"] = time.perf_counter() - start
+    timed["scoring_s"] += time.perf_counter() - start
     return out
-stage.predict_methods = timed_scoring
+setattr(stage, name, timed_scoring)
 start = time.perf_counter()
 stage.run("params.yaml")
 timed["wall_s"] = time.perf_counter() - start
@@ -50,7 +52,8 @@ print("RESULT " + json.dumps(timed))
 
 def write_project(root: Path, classes: int, test_images: int, device: str) -> None:
     """Feature caches, classes.json, params.yaml and an untrained checkpoint under `root`."""
-    from pipeline.config.model_params import ModelParams, TrainParams
+    from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
+    from pipeline.config.params import load_sections
     from pipeline.core import paths
     from pipeline.data import manifest
     from pipeline.features import store
@@ -72,7 +75,7 @@ def write_project(root: Path, classes: int, test_images: int, device: str) -> No
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["runtime"]["device"] = device
     with inside(root):
-        record = manifest.write_classes(paths.CLASSES, names, rows, "features")
+        record = manifest.write_classes(paths.CLASSES, manifest.classes_record(names, rows, "features"))
         attrs = {"model": "ViT-B-16", "pretrained": "openai", "class_hash": record["class_hash"],
                  "num_classes": classes, "dataset": "features", "test_views": "none"}
         splits = {"train": train_labels, "test": test_labels}
@@ -89,10 +92,13 @@ def write_project(root: Path, classes: int, test_images: int, device: str) -> No
                                                "dimensions": np.array(dimensions, dtype=object)}},
                        {**attrs, "library_sha256": "none"})
         feats = load_features()
+        (fusion,) = load_sections(REPO / "params.yaml", EvaluateParams)
         model_params = ModelParams()
         model = build_model(feats, model_params, seed=0)
+        kept = {"epoch": 1, "epoch_from": "last epoch (no val split)", "fusion_weight": fusion.fusion_weight,
+                "fusion_weight_from": "params", "posthoc_tau": fusion.posthoc_tau, "posthoc_tau_from": "params"}
         save_checkpoint(paths.CHECKPOINT, model.state_dict(), feats, model_params, TrainParams(),
-                        [{"epoch": 1, "loss": 0.0}])
+                        [{"epoch": 1, "loss": 0.0}], kept, fusion)
         Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -135,7 +135,7 @@ def train_step_times(classes: int = 1000, steps: int = 30, device: str = "cuda")
             _sync(device)
             start = time.perf_counter()
             with torch.autocast(device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss, _ = mdpr_loss(model(batch), target, log_prior, TrainParams(), step, steps, model)
+                loss, _ = mdpr_loss(model(batch), target, log_prior, TrainParams(), 1.0, model)  # warm-up done
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

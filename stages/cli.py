@@ -1,22 +1,30 @@
 """`mdpr`: one command per DVC stage, in pipeline order, plus the commands that are not stages.
 
     mdpr --help
+    mdpr --version                                              # mdpr and the versions of what it runs on
     mdpr prepare && mdpr embed-images && mdpr embed-classes     # what `dvc repro` runs, stage by stage
+    eval "$(_MDPR_COMPLETE=bash_source mdpr)"                   # tab completion in bash (zsh_source, fish_source)
 
 Each command reads params.yaml in the working directory (`--params PATH` to override) and runs in the folder that
 holds it, the project root (stages/common.py). A problem the user can fix prints one line `error: ...` and exits with
-status 2, without a traceback.
+status 2, without a traceback: our own errors (stages/common.py) and click's (an unknown command or option, a bad
+value) alike.
 """
 from __future__ import annotations
+
+import sys
+from importlib import metadata
 
 import click
 
 from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
-from stages.commands import llm_cache, predict, preset, report
+from stages.commands import llm_cache, llm_check, predict, preset, report
 from stages.common import in_project, params_option, user_errors
 
 STAGES = (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate)
 """The DVC stages in pipeline order: module `stages.<name>` runs as `mdpr <name with dashes>`."""
+VERSIONS_OF = ("torch", "open_clip_torch", "dvc", "openai")
+"""Distributions whose versions `mdpr --version` prints beside its own (what a bug report needs)."""
 
 
 def stage_command(module) -> click.Command:
@@ -32,21 +40,61 @@ def stage_command(module) -> click.Command:
     return command
 
 
+def version_line() -> str:
+    """'mdpr 0.1.0 (torch 2.5.1, open_clip_torch 3.2.0, dvc 3.67.1, openai 2.8.1; Python 3.11.2)'."""
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+    others = ", ".join(f"{name} {version(name)}" for name in VERSIONS_OF)
+    return f"mdpr {version('mdpr')} ({others}; Python {sys.version.split()[0]})"
+
+
+def usage_error_line(err: click.ClickException) -> str:
+    """click's own error (unknown command or option, bad value, missing argument) as our one `error:` line."""
+    message = " ".join(err.format_message().split())
+    command = err.ctx.command_path if getattr(err, "ctx", None) is not None else "mdpr"
+    return f"error: {command}: {message} (`{command} --help` shows the usage)"
+
+
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_line())
+        ctx.exit()
+
+
 class PipelineOrder(click.Group):
-    """Lists commands in the order they were added (pipeline order), not alphabetically."""
+    """Lists commands in the order they were added (pipeline order), not alphabetically; reports click's usage errors
+    in the project's one error style."""
 
     def list_commands(self, ctx) -> list[str]:
         return list(self.commands)
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as err:
+            click.echo(usage_error_line(err), err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("interrupted.", err=True)
+            sys.exit(130)
+        sys.exit(status if isinstance(status, int) else 0)
+
 
 @click.group(cls=PipelineOrder, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the versions of mdpr, torch, open_clip, dvc, openai and Python, and exit.")
 def main() -> None:
     """MDPR: multi-dimensional dynamic prompt routing for long-tailed CLIP fine-tuning, as a DVC pipeline."""
 
 
 for _stage in STAGES:
     main.add_command(stage_command(_stage))
-for _command in (report.command, predict.command, preset.command, llm_cache.command):
+for _command in (report.command, predict.command, preset.command, llm_cache.command, llm_check.command):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Iterator
 import click
 
 from pipeline.core.errors import UserError
+from stages.dvc_hints import dvc_hint
 
 params_option = click.option("--params", "params_path", default="params.yaml", show_default=True,
                              type=click.Path(dir_okay=False), help="Params file to read.")
@@ -51,14 +52,16 @@ def quiet_libraries() -> None:
 
 
 def user_errors(func):
-    """Turn a UserError into one line on stderr and exit status 2; Ctrl-C into a hint and status 130."""
+    """Turn a UserError into one line on stderr and exit status 2 (plus how DVC restores a missing pipeline output,
+    inside a DVC project); Ctrl-C into a hint and status 130."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         quiet_libraries()
         try:
             return func(*args, **kwargs)
         except UserError as err:
-            click.echo(f"error: {err}", err=True)
+            hint = dvc_hint(str(err))
+            click.echo(f"error: {err}" + (f" {hint}" if hint else ""), err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; rerun the same command to resume.", err=True)

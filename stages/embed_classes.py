@@ -24,7 +24,7 @@ def run(params_path: str = "params.yaml") -> None:
     classes = manifest.read_classes(paths.CLASSES)
     encoder = load_encoder(clip_params, runtime.device)
     feats = encoder.encode_class_names(classes["names"], clip_params.templates, runtime.batch_size,
-                                        progress=True)  # (C, d)
+                                       progress=True)  # (C, d)
     note = ""
     if paths.IMPORTED_CLASS_FEATURES.is_file():  # brought with imported image features (dataset.name: features)
         imported = np.load(paths.IMPORTED_CLASS_FEATURES)  # (C, d)

@@ -3,11 +3,11 @@
     mdpr train              # DVC stage `train` (runtime: device)
 
 Writes artifacts/model/model.pt (state dict, params, the sha256 of the feature files it was trained on, and what was
-kept) and per-epoch curves with DVCLive under artifacts/model/live/ (`dvc plots show` draws them). With a `val`
-split the epoch is selected on it, with the fused prediction the `evaluate` params name (`auto` fusion weight or
-post-hoc tau are chosen on val at every epoch); without one the last epoch is kept and `auto` is refused. Never
-`test`. With `model.base: coop` the frozen text encoder of the clip params is loaded too (its prompts run every
-step); otherwise no encoder is loaded.
+kept) and per-epoch curves with DVCLive under artifacts/model/live/ (names: pipeline/model/live_metrics.py; `dvc
+plots show` draws them), whose metrics.json holds the kept epoch's numbers. With a `val` split the epoch is selected
+on it, with the fused prediction the `evaluate` params name (`auto` fusion weight or post-hoc tau are chosen on val
+at every epoch); without one the last epoch is kept and `auto` is refused. Never `test`. With `model.base: coop`
+the frozen text encoder of the clip params is loaded too (its prompts run every step); otherwise no encoder is loaded.
 """
 import shutil
 import sys
@@ -19,10 +19,12 @@ from pipeline.config.data_params import ClipParams, RuntimeParams
 from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.config.params import load_sections
 from pipeline.core import paths
+from pipeline.core.atomic import write_json
 from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import build_model, save_checkpoint
 from pipeline.model.coop import load_text_encoder
+from pipeline.model.live_metrics import kept_summary, live_metrics
 from pipeline.model.selection import describe_kept, require_val
 from pipeline.model.training import fit
 
@@ -40,15 +42,16 @@ def run(params_path: str = "params.yaml") -> None:
     started = time.monotonic()
     with _live() as live:
         def log_epoch(record: dict) -> None:
-            for name, value in record.items():
-                if name != "epoch":
-                    live.log_metric(name, value)
+            live.step = record["epoch"]  # x of every curve: the epoch (0 = the untrained head, scored on val)
+            for name, value in live_metrics(record).items():
+                live.log_metric(name, value)
             live.next_step()
             print(_epoch_line(record, train_params.epochs, time.monotonic() - started), file=sys.stderr, flush=True)
 
         state, history, kept = fit(model, torch.from_numpy(feats.train_inputs()), torch.from_numpy(train["labels"]),
                                    feats.classes["train_counts"], train_params, val=val, fusion=evaluate_params,
                                    device=str(device), log_epoch=log_epoch)
+    write_json(paths.LIVE_DIR / "metrics.json", kept_summary(history, kept))  # the kept epoch, not the last one
     save_checkpoint(paths.CHECKPOINT, state, feats, model_params, train_params, history, kept, evaluate_params)
     score = f", val mean-class {kept['val_mean_class']:.3f}" if val is not None else ""
     print(f"train: {len(history)} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
@@ -56,13 +59,14 @@ def run(params_path: str = "params.yaml") -> None:
 
 
 def _epoch_line(record: dict, epochs: int, seconds: float) -> str:
-    """One progress line per epoch on stderr: loss, train accuracy, validation accuracy when there is a val split
-    (epoch 0 is the untrained head, scored on val only)."""
-    val = f"val top-1 {record['val_top1']:.3f}, val mean-class {record['val_mean_class']:.3f}" \
-        if "val_mean_class" in record else ""
-    trained = (f"loss {record['loss']:.4f}, train acc base {record['train_acc_base']:.3f} sem "
-               f"{record['train_acc_sem']:.3f}" if "loss" in record else "untrained")
-    return f"train: epoch {record['epoch']}/{epochs}: {', '.join(filter(None, [trained, val]))} ({seconds:.0f} s)"
+    """One progress line per epoch on stderr: loss and train accuracy of each branch (epoch 0, with a val split: the
+    untrained head), and validation accuracy of the fused prediction when there is a val split."""
+    parts = [f"loss {record['loss']:.4f}"] if "loss" in record else ["untrained head"]
+    parts += [f"train acc {branch} {record[f'train_acc_{branch}']:.3f}" for branch in ("base", "sem")
+              if f"train_acc_{branch}" in record]
+    if "val_mean_class" in record:
+        parts += [f"val top-1 {record['val_top1']:.3f}", f"val mean-class {record['val_mean_class']:.3f}"]
+    return f"train: epoch {record['epoch']}/{epochs}: {', '.join(parts)} ({seconds:.0f} s)"
 
 
 def _live():

@@ -51,6 +51,11 @@ class LLMParams:
     """Retries per request on 429, 5xx, timeouts and connection errors (exponential backoff, honours Retry-After)."""
     cache_dir: str = ".cache/llm"
     """Response cache (diskcache, JSON, no eviction): a rerun makes zero requests; an interrupted run resumes."""
+    requests_per_minute: Optional[int] = None
+    """Pace requests evenly to stay under the server's requests-per-minute limit (null = no pacing; see README)."""
+    tokens_per_minute: Optional[int] = None
+    """Pace requests to stay under a tokens-per-minute limit, counting prompt characters / 4 + max_tokens per request
+    (null = no pacing)."""
 
     def validate(self) -> None:
         check(self, "temperature", 0 <= self.temperature <= 2, "a number in [0, 2]")
@@ -59,6 +64,8 @@ class LLMParams:
         check(self, "timeout_s", self.timeout_s > 0, "a number > 0")
         check(self, "max_retries", self.max_retries >= 0, "an integer >= 0")
         check(self, "api_key_env", self.api_key_env.isidentifier(), "an environment variable name")
+        for key in ("requests_per_minute", "tokens_per_minute"):
+            check(self, key, getattr(self, key) is None or getattr(self, key) >= 1, "null or an integer >= 1")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ LIVE_DIR = MODEL_DIR / "live"
 METRICS_DIR = ARTIFACTS / "metrics"
 METRICS = METRICS_DIR / "metrics.json"
 PER_CLASS = METRICS_DIR / "per_class.csv"
+PREDICTIONS = METRICS_DIR / "predictions.csv"
 ROUTING = METRICS_DIR / "routing.json"
 PLOTS = METRICS_DIR / "plots"
 SCRATCH = Path(".cache")

@@ -84,7 +84,7 @@ def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeP
     """Encoder + checkpoint + library, checked to belong together (paths relative to the project root)."""
     feats = load_features(with_images=False)
     checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
-    encoder = load_encoder(clip, runtime.device)
+    encoder = load_encoder(clip, runtime.device, fp16_on_cpu="fp32")  # precision aside, the same encoder
     check_encoder(encoder.identity, feats.image_attrs, checkpoint.get("encoder", {}))
     model = load_trained_model(feats, checkpoint, clip, encoder.device).to(encoder.device)
     with torch.inference_mode():

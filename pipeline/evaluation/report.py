@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pipeline.model.selection import describe_kept
 
-COLUMNS = ("top1", "mean_class", "many", "medium", "few")
+COLUMNS = ("top1", "top5", "mean_class", "many", "medium", "few")
 LABELS = {"zero_shot": "zero-shot CLIP", "zero_shot_library": "zero-shot + library", "base": "base (prompts)",
           "semantic": "semantic (router)", "mdpr": "MDPR (fused)"}
 

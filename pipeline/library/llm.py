@@ -4,18 +4,16 @@
         answer = await client.complete(messages)         # Answer(text, model, finish_reason, tokens_in, tokens_out)
     client.stats                                         # requests, cache_hits, retries, failures, tokens ...
 
-- Cache: diskcache with JSON serialisation and no eviction under `llm.cache_dir`, keyed by the sha256 of the
-  canonical request (model, messages, temperature, seed, max_tokens): never the API key nor the URL, so moving
-  to another server with the same model reuses the answers. Each answer is stored as soon as it arrives (SQLite
-  commit), so an interrupted run loses at most the requests in flight. Every well-formed answer is cached, even
-  one the caller then rejects: a rerun replays the same re-ask chain and makes zero requests.
-- Retries: our own loop (the SDK's is disabled so each retry is counted): 408, 409, 429, 5xx, timeouts, connection
-  errors and malformed responses, up to `llm.max_retries` times, exponential backoff with jitter (BACKOFF_BASE_S
-  doubling, capped at BACKOFF_CAP_S) or the server's Retry-After on 429/503 (capped at RETRY_AFTER_CAP_S). 401, 403
-  and 404 stop the run with a UserError (key, permission or model name is wrong); other 4xx fail the request.
-- An answer naming another model than requested is accepted (servers alias names; OpenAI answers with dated
-  snapshots, e.g. gpt-4o-mini-2024-07-18, which is not counted): it is counted in `model_mismatches`, one warning is
-  printed to stderr, and the library records keep the requested name (the one in params and in the cache key).
+- Cache: diskcache (JSON, no eviction) under `llm.cache_dir`, keyed by the sha256 of the canonical request (model,
+  messages, temperature, seed, max_tokens; never the key nor the URL: another server with the same model reuses
+  the answers). Each answer is stored as it arrives, so an interrupted run loses at most the requests in flight;
+  every well-formed answer is cached, even one the caller rejects: a rerun replays the re-ask chain, zero requests.
+- Retries (our loop, the SDK's off, so each is counted) on 408, 409, 429, 5xx, timeouts, connection errors and
+  malformed responses, up to `llm.max_retries`: backoff with jitter (BACKOFF_BASE_S doubling to BACKOFF_CAP_S) or
+  Retry-After on 429/503 (<= RETRY_AFTER_CAP_S). 401/403/404 stop the run (UserError); other 4xx fail the request.
+- Pacing: `llm.requests_per_minute` / `llm.tokens_per_minute` space request starts evenly, retries too (pacing.py).
+- An answer naming another model is accepted (servers alias names; OpenAI's dated snapshots, gpt-4o-mini-2024-07-18,
+  are not counted): counted in `model_mismatches`, warned once; records keep the requested name (params, cache key).
 - The key only travels in the Authorization header; every message we raise has it replaced by '***'.
 """
 from __future__ import annotations
@@ -32,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pipeline.config.library_params import LLMParams
 from pipeline.core.errors import UserError
 from pipeline.library.answer_cache import Answer, open_cache, request_key
+from pipeline.library.pacing import Pacer, request_tokens
 
 BACKOFF_BASE_S = 0.5
 """First retry delay; doubles per retry (with jitter in [0.5, 1]x)."""
@@ -104,6 +103,7 @@ class LLMClient:
         self._backoff_base_s = BACKOFF_BASE_S if backoff_base_s is None else backoff_base_s
         self._backoff_cap_s = BACKOFF_CAP_S if backoff_cap_s is None else backoff_cap_s
         self._pending: dict[str, asyncio.Task] = {}
+        self.pacer = Pacer(llm.requests_per_minute, llm.tokens_per_minute)
         self._client = self._cache = self._semaphore = None
 
     async def __aenter__(self) -> "LLMClient":
@@ -142,6 +142,10 @@ class LLMClient:
         task.add_done_callback(functools.partial(self._forget, key))
         return self._accept(await asyncio.shield(task))
 
+    async def ask_server(self, messages: list[dict]) -> Answer:
+        """The server's own answer to `messages`, neither read from nor written to the cache (`mdpr llm-check`)."""
+        return self._accept(await self._fetch(messages))
+
     def _forget(self, key: str, task: asyncio.Task) -> None:
         """Done callback: drop the finished request from the in-flight table; mark its error as seen."""
         self._pending.pop(key, None)
@@ -166,15 +170,17 @@ class LLMClient:
         """Send one request, retrying retryable errors; RequestFailed when retries run out."""
         import openai
 
-        error, cause = "no attempt", "no attempt"
+        error, cause, cost = "no attempt", "no attempt", request_tokens(messages, self.llm.max_tokens)
         for attempt in range(self.llm.max_retries + 1):
             try:
                 async with self._semaphore:
+                    await self.pacer.wait(cost)
                     self.stats.requests += 1
                     response = await self._client.chat.completions.create(
                         model=self.llm.model, messages=messages, temperature=self.llm.temperature,
                         seed=self.llm.seed, max_tokens=self.llm.max_tokens)
                 answer = _parse_completion(response)
+                self.pacer.charge(answer.tokens_in + answer.tokens_out - cost)
                 self.stats.tokens_in += answer.tokens_in
                 self.stats.tokens_out += answer.tokens_out
                 return answer

@@ -2,6 +2,7 @@
 
     report = accuracy_report(pred, labels, classes["groups"])   # pred, labels (N,); groups (C,) from classes.json
     report["top1"], report["mean_class"], report.get("few")
+    report = with_top5(report, top_k_hits(logits, labels))      # + top5: the true class among the 5 best logits
 
 Groups come from classes.json, where `prepare` computed them once (pipeline/data/manifest.py; standard LT protocol,
 Liu et al. 2019: `many` with > 100 training images, `medium` 20..100, `few` < 20, thresholds in the dataset
@@ -46,3 +47,16 @@ def accuracy_report(pred, labels, groups: list[str]) -> dict[str, float]:
         if members.any():
             report[group] = per_class[members].mean().item()
     return report
+
+
+def top_k_hits(logits: torch.Tensor, labels, k: int = 5) -> torch.Tensor:
+    """(N,) bool: the true class is among the k highest logits (N, C) (k capped at C)."""
+    labels = torch.as_tensor(labels, device=logits.device).long()
+    top = logits.topk(min(k, logits.shape[-1]), dim=-1).indices  # (N, k)
+    return (top == labels[:, None]).any(-1)
+
+
+def with_top5(report: dict, hits) -> dict:
+    """`report` with `top5` (the fraction of `hits`, from top_k_hits) right after `top1`."""
+    top5 = torch.as_tensor(hits).double().mean().item()
+    return {"top1": report["top1"], "top5": top5, **{key: v for key, v in report.items() if key != "top1"}}

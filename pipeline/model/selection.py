@@ -19,7 +19,7 @@ from pipeline.config.model_params import EvaluateParams
 from pipeline.core.errors import UserError
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import fuse
-from pipeline.model.metrics import overall_accuracy, per_class_accuracy
+from pipeline.model.metrics import overall_accuracy, per_class_accuracy, top_k_hits, with_top5
 
 FUSION_GRID = tuple(i / 10 for i in range(11))        # 0, 0.1, ..., 1
 POSTHOC_TAU_GRID = tuple(i / 4 for i in range(9))     # 0, 0.25, ..., 2
@@ -58,7 +58,8 @@ def candidates(params: EvaluateParams) -> list[tuple[float, float]]:
 
 
 def choose_fusion(base: torch.Tensor, sem: torch.Tensor, labels, train_counts, params: EvaluateParams) -> FusionChoice:
-    """The candidate with the best mean-class accuracy of argmax(fuse(base, sem, w, tau)): base, sem (N, C)."""
+    """The candidate with the best mean-class accuracy of argmax(fuse(base, sem, w, tau)): base, sem (N, C); its
+    report has top5 beside top1."""
     labels = torch.as_tensor(labels).long()
     log_prior = class_log_prior(train_counts).to(base.device)  # (C,)
     best, best_score, best_pred = None, -1.0, None
@@ -68,7 +69,8 @@ def choose_fusion(base: torch.Tensor, sem: torch.Tensor, labels, train_counts, p
         score = per_class[~per_class.isnan()].mean().item()
         if score > best_score:
             best, best_score, best_pred = (weight, tau), score, pred
-    return FusionChoice(best[0], best[1], overall_accuracy(best_pred, labels, base.shape[1]))
+    hits = top_k_hits(fuse(base, sem, best[0], best[1], log_prior), labels.to(base.device))  # (N,)
+    return FusionChoice(best[0], best[1], with_top5(overall_accuracy(best_pred, labels, base.shape[1]), hits))
 
 
 def describe_kept(kept: dict) -> str:

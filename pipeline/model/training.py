@@ -63,7 +63,7 @@ def fit(model: MDPRModel, train_feats: torch.Tensor, train_labels: torch.Tensor,
         if val is not None:
             out = branch_logits(model, val[0], device=device)
             choice = choose_fusion(out["base"], out["sem"], val[1], train_counts, fusion)
-            record.update(val_top1=choice.report["top1"], val_mean_class=choice.report["mean_class"],
+            record.update({f"val_{name}": value for name, value in choice.report.items()},  # top1, top5, groups
                           val_fusion_weight=choice.fusion_weight, val_posthoc_tau=choice.posthoc_tau)
         history.append(record)
         if log_epoch is not None:

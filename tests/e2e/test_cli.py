@@ -1,6 +1,6 @@
 """The `mdpr` console script: commands listed, user errors as one line with exit status 2 and no output written."""
 import json
-from importlib import import_module
+from importlib import import_module, metadata
 
 import pytest
 
@@ -39,6 +39,7 @@ def _assert_one_line_error(result, *fragments):
     ({"model": {"heads": 5}}, "train", ["model.heads = 5 does not divide the feature width 64"]),
     ({"train": {"lrate": 0.1}}, "train", ["unknown key train.lrate", "allowed keys: epochs"]),
     ({"clip": {"precision": 16}}, "embed-images", ["clip.precision = 16 is not allowed"]),
+    ({"clip": {"precision": "fp16"}}, "embed-classes", ["clip.precision = fp16 needs a CUDA GPU", "fp32"]),
 ])
 def test_bad_params_fail_before_any_output(trained_project, overrides, command, fragments):
     outputs = {p: p.read_bytes() for p in (paths.CHECKPOINT, paths.METRICS, paths.IMAGES_H5, paths.MANIFEST)}
@@ -57,8 +58,48 @@ def test_truncated_cache_is_one_line(trained_project):
 
 def test_missing_input_names_the_stage_to_run(tmp_path):
     write_params(tmp_path)
-    _assert_one_line_error(run_mdpr(["embed-classes"], tmp_path), f"{tmp_path}/artifacts/data/classes.json not found",
-                           "mdpr prepare")
+    result = run_mdpr(["embed-classes"], tmp_path)
+    _assert_one_line_error(result, f"{tmp_path}/artifacts/data/classes.json not found", "mdpr prepare")
+    assert "dvc pull" not in result.stderr          # not a DVC project: no DVC hint (tests/e2e/test_results.py)
+
+
+def test_version_names_mdpr_and_what_it_runs_on(tmp_path):
+    result = run_mdpr(["--version"], tmp_path)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
+    line = result.stdout.strip()
+    assert line.startswith(f"mdpr {metadata.version('mdpr')} (torch {metadata.version('torch')}, ")
+    assert f"dvc {metadata.version('dvc')}" in line and "Python 3." in line
+
+
+def test_shell_completion_as_the_readme_documents_it(tmp_path):
+    script = run_mdpr([], tmp_path, env={"_MDPR_COMPLETE": "bash_source"})
+    assert script.returncode == 0 and "complete -o nosort -F _mdpr_completion mdpr" in script.stdout
+    for words, cword, expected in (("mdpr rep", "1", "plain,report"), ("mdpr report --ht", "2", "plain,--html")):
+        result = run_mdpr([], tmp_path, env={"_MDPR_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                                            "COMP_CWORD": cword})
+        assert result.stdout.split() == [expected], result.stdout
+
+
+def test_every_report_option_has_help(tmp_path):
+    result = run_mdpr(["report", "--help"], tmp_path)
+    assert result.returncode == 0
+    options = result.stdout.split("Options:\n", 1)[1]
+    for option in ("--metrics PATH", "--html FILE", "--experiments", "--split", "--over KEY", "--params"):
+        described = options.split(option, 1)[1].split("\n  -", 1)[0]
+        assert len(described.split()) >= 3, (option, described)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["trian"], ["error: mdpr: No such command 'trian'. Did you mean 'train'?", "`mdpr --help`"]),
+    (["train", "--parms", "x.yaml"], ["error: mdpr train: No such option '--parms'", "`mdpr train --help`"]),
+    (["predict"], ["error: mdpr predict: Missing argument 'PATH...'"]),
+    (["predict", "a.png", "--top-k", "0"], ["error: mdpr predict: Invalid value for '--top-k'"]),
+    (["report", "--metrics"], ["Option '--metrics' requires an argument"]),
+])
+def test_clicks_own_usage_errors_are_one_error_line_too(tmp_path, args, fragments):
+    result = run_mdpr(args, tmp_path)
+    _assert_one_line_error(result, *fragments)
+    assert "Usage:" not in result.stderr and "Error:" not in result.stderr
 
 
 def test_report_prints_the_numbers_of_metrics_json(trained_project):
@@ -76,7 +117,7 @@ def _assert_table_shows(lines: list[str], metrics: dict) -> None:
     """Every cell of a printed results table equals the metric it names, as a percentage."""
     header, _rule, *rows = lines
     columns = header.split()[1:]
-    assert columns == ["top1", "mean_class", "many", "medium", "few"]
+    assert columns == ["top1", "top5", "mean_class", "many", "medium", "few"]
     labels = {"zero-shot CLIP": "zero_shot", "zero-shot + library": "zero_shot_library", "base (prompts)": "base",
               "semantic (router)": "semantic", "MDPR (fused)": "mdpr"}
     printed = {}

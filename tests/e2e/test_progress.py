@@ -10,12 +10,12 @@ def test_train_prints_one_line_per_epoch_with_loss_and_val_accuracy(trained_proj
     train.run()
     out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.startswith("train: epoch")]
-    assert len(lines) == 4, err  # epoch 0: the untrained head scored on val, then 3 trained epochs
+    assert len(lines) == 4, err  # epoch 0 (the untrained head, scored on val) and the 3 trained epochs
     val = r"val top-1 \d\.\d{3}, val mean-class \d\.\d{3} \(\d+ s\)$"
-    assert re.match(r"train: epoch 0/3: untrained, " + val, lines[0]), lines[0]
+    assert re.match(r"train: epoch 0/3: untrained head, " + val, lines[0]), lines[0]
     for epoch, line in enumerate(lines[1:], 1):
-        trained = rf"train: epoch {epoch}/3: loss \d+\.\d{{4}}, train acc base \d\.\d{{3}} sem \d\.\d{{3}}, "
-        assert re.match(trained + val, line), line
+        assert re.match(rf"train: epoch {epoch}/3: loss \d+\.\d{{4}}, train acc base \d\.\d{{3}}, "
+                        r"train acc sem \d\.\d{3}, " + val, line), line
     assert "train: epoch" not in out and out.startswith("train: ")
 
 

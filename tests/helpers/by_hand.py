@@ -63,11 +63,16 @@ def scores_by_hand(views, class_feats, library_feats, mask, state: dict, model: 
     return logits, attention.mean(3).mean(1)  # weights: mean over heads, then over views
 
 
-def metrics_by_hand(preds: np.ndarray, labels: np.ndarray, groups: list[str]) -> tuple[dict, np.ndarray]:
-    """top1, mean_class and each present group's mean per-class accuracy; and the per-class accuracies (C,)."""
+def metrics_by_hand(preds: np.ndarray, labels: np.ndarray, groups: list[str],
+                    logits: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """top1, (with logits (N, C): top5, the true class among the 5 highest,) mean_class and each present group's mean
+    per-class accuracy; and the per-class accuracies (C,)."""
     per_class = np.array([np.mean(preds[labels == c] == c) if np.any(labels == c) else np.nan
                           for c in range(len(groups))])
     report = {"top1": float(np.mean(preds == labels)), "mean_class": float(np.nanmean(per_class))}
+    if logits is not None:
+        beaten_by = (logits > logits[np.arange(len(labels)), labels][:, None]).sum(1)  # classes scored above it
+        report["top5"] = float(np.mean(beaten_by < 5))
     for group in ("many", "medium", "few"):
         members = [c for c, g in enumerate(groups) if g == group and not np.isnan(per_class[c])]
         if members:
@@ -93,7 +98,8 @@ def evaluate_by_hand(project: Path) -> dict:
                                          checkpoint["state_dict"], checkpoint["model"], kept["fusion_weight"],
                                          kept["posthoc_tau"], classes["train_counts"])
         preds = {method: values.argmax(-1) for method, values in logits.items()}
-        scored = {method: metrics_by_hand(pred, split["labels"], classes["groups"]) for method, pred in preds.items()}
+        scored = {method: metrics_by_hand(pred, split["labels"], classes["groups"], logits[method])
+                  for method, pred in preds.items()}
         return logits, weights, preds, {m: r for m, (r, _) in scored.items()}, {m: c for m, (_, c) in scored.items()}
 
     test = images["test"]

@@ -6,6 +6,8 @@
         ... LLMParams(base_url=server.url, ...) ...
         server.requests, server.max_in_flight             # received bodies + headers; peak concurrency
         server.requests_per_prompt()                      # Counter: conversation digest -> requests received
+    with FakeLLM(requests_per_minute=600) as server:     # a rate limit: 429 + Retry-After when exceeded
+        server.rate_limited                               # requests refused by the limit
 
     .venv/bin/python -m tests.helpers.fake_llm --port 8765 --latency 0.1     # manual use / benchmarks (Ctrl-C stops)
 
@@ -16,6 +18,11 @@ carries a digest of the whole conversation, so different prompts get different a
 (answers after `delay` s), empty, long (over 77 CLIP tokens), refusal, malformed (invalid JSON body), html (a 200
 web page, as a wrong base_url gives), close (drops the connection without answering), other-model (answers as model
 `model`).
+
+Rate limits (`requests_per_minute`, `tokens_per_minute`) are token buckets holding `burst_s` seconds of the rate
+(at least one request), refilled continuously, as APIs enforce a per-minute limit over short windows; a request
+costs what OpenAI's limiter estimates, message characters / 4 + max_tokens. A request over a limit gets 429 with
+Retry-After (the seconds until it would fit) and is counted in `rate_limited`.
 """
 from __future__ import annotations
 
@@ -26,10 +33,13 @@ import re
 import signal
 import socket
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+from tests.helpers.rate_limit import Bucket, request_cost
 
 FAULT_KINDS = ("429", "500", "503", "400", "401", "404", "slow", "empty", "long", "refusal", "malformed", "html",
                "close", "other-model")
@@ -61,6 +71,8 @@ class Request:
     body: dict
     headers: dict
     """Header names in lower case."""
+    at: float = 0.0
+    """time.monotonic() when the request arrived."""
 
     @property
     def user_text(self) -> str:
@@ -89,8 +101,14 @@ def default_answer(request: Request) -> str:
 class FakeLLM:
     """Context manager running the fake server in a background thread."""
 
-    def __init__(self, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0, model: str | None = None):
+    def __init__(self, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0, model: str | None = None,
+                 requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
+                 burst_s: float = 1.0):
         self.latency = latency
+        self.rate_limited = 0
+        """Requests refused with 429 by the rate limits."""
+        self._buckets = [Bucket(rate, burst_s, cost) for rate, cost in (
+            (requests_per_minute, lambda body: 1), (tokens_per_minute, request_cost)) if rate]
         self.model = model
         """Model name answered (None: echo the requested one)."""
         self.policy: Callable[[Request], Fault | str | None] | None = None
@@ -155,6 +173,18 @@ class FakeLLM:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def _over_limit(self, request: Request) -> float | None:
+        """None when the request fits the rate limits (and is charged), else the seconds until it would fit."""
+        with self._lock:
+            now = time.monotonic()
+            waits = [bucket.wait(now, request.body) for bucket in self._buckets]
+            if any(waits):
+                self.rate_limited += 1
+                return max(waits)
+            for bucket in self._buckets:
+                bucket.take(now, request.body)
+            return None
+
     def _next_fault(self, request: Request) -> Fault | None:
         with self._lock:
             if self._faults:
@@ -218,9 +248,15 @@ def _handler_class(fake: FakeLLM):
             except ValueError:
                 self._json(400, {"error": {"message": "request body is not JSON", "type": "invalid_request_error"}})
                 return
-            request = Request(body, {name.lower(): value for name, value in self.headers.items()})
+            request = Request(body, {name.lower(): value for name, value in self.headers.items()}, time.monotonic())
             fake._enter(request)
             try:
+                wait = fake._over_limit(request)
+                if wait is not None:
+                    self._send(429, json.dumps({"error": {"message": "fake rate limit reached",
+                                                          "type": "rate_limit_exceeded"}}).encode(),
+                               {"Retry-After": f"{wait:.3f}"})
+                    return
                 self._answer(request, fake._next_fault(request))
             finally:
                 fake._leave()

@@ -12,7 +12,11 @@ from pipeline.core.errors import UserError
 from tests.helpers.worlds import REPO, TINY_PARAMS, run_mdpr, write_params
 
 REAL_PRESETS = sorted(presets.preset_paths())
-DATASET_PRESETS = [name for name in REAL_PRESETS if name != "reference"]
+LLM_PRESETS = [name for name in REAL_PRESETS if name.startswith("llm-")]
+DATASET_PRESETS = [name for name in REAL_PRESETS if name != "reference" and name not in LLM_PRESETS]
+# The local LLM servers' OpenAI-compatible endpoints, as their documentation gives them.
+LLM_SERVERS = {"llm-ollama": "http://localhost:11434/v1", "llm-vllm": "http://127.0.0.1:8000/v1",
+               "llm-llama-cpp": "http://127.0.0.1:8080/v1"}
 # Training settings the project's defaults share with the official MDPR code; the dataset presets inherit them.
 REFERENCE = {"train": {"lr": 0.001, "weight_decay": 0.0001, "epochs": 20, "batch_size": 128, "lambda_sem": 0.1},
              "model": {"heads": 8, "dropout": 0.2}}
@@ -74,6 +78,20 @@ def test_preset_validates_and_keeps_the_reference_training_defaults(name):
         assert {k: merged[section][k] for k in values} == values
     assert merged["llm"]["backend"] == "openai" and merged["clip"]["pretrained"] == "openai"
     assert merged["dataset"]["name"] == name.split("-if")[0]
+
+
+@pytest.mark.parametrize("name", sorted(LLM_SERVERS))
+def test_llm_server_presets_set_only_the_llm_section_for_their_server(name):
+    preset = presets.load_preset(name)
+    assert set(preset) == {"llm"}                 # dataset, encoder and training are left alone
+    merged = presets.merge(defaults(), preset)
+    llm = from_dict(SECTIONS["llm"], merged["llm"])
+    assert (llm.backend, llm.base_url) == ("openai", LLM_SERVERS[name])
+    assert "mdpr llm-check" in presets.preset_paths()[name].read_text()
+
+
+def test_every_llm_preset_is_one_of_the_three_servers():
+    assert sorted(LLM_PRESETS) == sorted(LLM_SERVERS)
 
 
 @pytest.mark.parametrize("name", REAL_PRESETS)

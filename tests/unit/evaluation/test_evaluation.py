@@ -32,11 +32,12 @@ def test_every_method_predicts_what_the_hand_computation_says():
     model = MDPRModel(torch.from_numpy(class_feats), torch.from_numpy(library), torch.from_numpy(mask), params, seed=0)
     with torch.no_grad():
         model.residual.copy_(torch.from_numpy(rng.normal(size=(4, 8)).astype(np.float32)))
-    preds, routing = predict_methods(model, views, labels, 0.3, 0.7, class_log_prior(counts), batch_size=5)
+    preds, routing, top5 = predict_methods(model, views, labels, 0.3, 0.7, class_log_prior(counts), batch_size=5)
     logits, weights = scores_by_hand(views, class_feats, library, mask, model.state_dict(), asdict(params),
                                      fusion_weight=0.3, posthoc_tau=0.7, train_counts=counts)
     for method in METHODS:
         np.testing.assert_array_equal(preds[method], logits[method].argmax(-1), err_msg=method)
+        assert top5[method].all(), method                             # C = 4: the true class is always in the top 5
     for first, second in itertools.combinations(METHODS, 2):   # a method scored like another would show
         assert not np.array_equal(preds[first], preds[second]), (first, second)
     np.testing.assert_allclose(routing, weights[np.arange(12), labels], atol=1e-6)   # the true class's weights
@@ -67,11 +68,11 @@ def test_routing_is_summed_per_dimension_and_averaged_per_group():
 
 
 def test_table_prints_each_number_as_a_percentage_and_dashes_absent_groups():
-    metrics = {"mdpr": {"top1": 0.5, "mean_class": 0.25, "many": 1.0, "few": 0.125},
-               "zero_shot": {"top1": 0.123456, "mean_class": 0.0, "many": 0.0, "few": 0.5}}
+    metrics = {"mdpr": {"top1": 0.5, "top5": 0.75, "mean_class": 0.25, "many": 1.0, "few": 0.125},
+               "zero_shot": {"top1": 0.123456, "top5": 0.5, "mean_class": 0.0, "many": 0.0, "few": 0.5}}
     lines = format_table(metrics).splitlines()
-    assert lines[0].split() == ["method", "top1", "mean_class", "many", "medium", "few"]
+    assert lines[0].split() == ["method", "top1", "top5", "mean_class", "many", "medium", "few"]
     assert set(lines[1]) == {"-"}
-    assert lines[2].split() == ["zero-shot", "CLIP", "12.35%", "0.00%", "0.00%", "-", "50.00%"]   # METHODS order
-    assert lines[3].split() == ["MDPR", "(fused)", "50.00%", "25.00%", "100.00%", "-", "12.50%"]
+    assert lines[2].split() == ["zero-shot", "CLIP", "12.35%", "50.00%", "0.00%", "0.00%", "-", "50.00%"]  # METHODS
+    assert lines[3].split() == ["MDPR", "(fused)", "50.00%", "75.00%", "25.00%", "100.00%", "-", "12.50%"]
     assert len(lines) == 4

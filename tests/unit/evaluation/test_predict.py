@@ -119,7 +119,7 @@ def test_probabilities_match_evaluation_on_cached_features(tuned_predictor, tune
         test = feats.splits["test"]
         images = [paths.ARTIFACTS / "data" / "images" / i for i in test["ids"]]
         results, skipped = predict.predict(tuned_predictor, images, top_k=6)
-    preds, _ = predict_methods(model, test["features"], test["labels"], 0.3, 1.0, tuned_predictor.log_prior)
+    preds, _, _ = predict_methods(model, test["features"], test["labels"], 0.3, 1.0, tuned_predictor.log_prior)
     assert not skipped and [r.top_k[0][0] for r in results] == preds["mdpr"].tolist()
     cached = predict.score(tuned_predictor, torch.from_numpy(test["features"])[:, None], list(test["ids"]), top_k=6)
     for fresh, stored in zip(results, cached):

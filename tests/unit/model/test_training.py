@@ -120,18 +120,19 @@ def test_same_seed_gives_identical_state_and_history():
     assert state_a.keys() == state_b.keys()
     assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
     assert history_a == history_b
-    _, state_c, _ = _small_fit(TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=8, lambda_pa=0.1, lambda_ka=0.1),
-                               adapter=True)
-    assert not torch.equal(state_a["residual"], state_c["residual"])
+    _, _, history_c = _small_fit(TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=8, lambda_pa=0.1, lambda_ka=0.1),
+                                 adapter=True)
+    # another seed draws other batches (the kept epoch may be the untrained epoch 0 for both: compare the losses)
+    assert [h["loss"] for h in history_a[1:]] != [h["loss"] for h in history_c[1:]]
 
 
 def test_history_records_losses_accuracies_and_cosine_schedule():
     params = TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=7, lambda_pa=0.1)
     _, _, history = _small_fit(params)
     assert [h["epoch"] for h in history] == [0, 1, 2, 3]  # epoch 0: the untrained head, scored on val only
-    assert set(history[0]) == {"epoch", "val_top1", "val_mean_class", "val_fusion_weight", "val_posthoc_tau"}
-    expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc_base", "train_acc_sem", "val_top1",
-                "val_mean_class", "val_fusion_weight", "val_posthoc_tau", "lr"}
+    val = {"val_top1", "val_top5", "val_mean_class", "val_fusion_weight", "val_posthoc_tau"}
+    assert set(history[0]) == {"epoch"} | val                    # the fused prediction's val report, top5 too
+    expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc_base", "train_acc_sem", "lr"} | val
     assert expected <= set(history[1])
     assert history[1]["lr"] == pytest.approx(3e-3)  # the first epoch trains at the full rate
     assert history[1]["lr"] > history[2]["lr"] > history[3]["lr"] > 1e-6
