@@ -1,4 +1,4 @@
-"""Evaluate all methods on val and test, write metrics, per-class CSV and plots (params: evaluate).
+"""Evaluate all methods on val and test, write metrics, per-class CSV and plots (params: evaluate, clip).
 
     mdpr evaluate           # DVC stage `evaluate` (runtime: device and batch size)
 
@@ -6,9 +6,12 @@ Uses the epoch, fusion weight and post-hoc tau training kept (chosen on the val 
 refused when the evaluate params changed since training). Scores every method on val (when the dataset has one),
 then reads the test split once, for the report: artifacts/metrics/metrics.json (test per method, `val` per method,
 `kept`), and on the test split per_class.csv, predictions.csv, routing.json, and the plot data and PNGs under
-artifacts/metrics/plots/ (pipeline/evaluation/figures.py); prints the tables.
+artifacts/metrics/plots/ (pipeline/evaluation/figures.py); prints the tables. A `coop` model's frozen text encoder
+is rebuilt from the clip params; the class side (its prompts included) is computed once for both splits.
 """
-from pipeline.config.data_params import RuntimeParams
+import torch
+
+from pipeline.config.data_params import ClipParams, RuntimeParams
 from pipeline.config.model_params import EvaluateParams
 from pipeline.config.params import load_sections
 from pipeline.core import paths
@@ -22,17 +25,19 @@ from pipeline.model.checkpoint import kept_fusion, load_checkpoint, load_trained
 
 
 def run(params_path: str = "params.yaml") -> None:
-    params, runtime = load_sections(params_path, EvaluateParams, RuntimeParams)
+    params, clip_params, runtime = load_sections(params_path, EvaluateParams, ClipParams, RuntimeParams)
     feats = load_features()
     checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
     fusion_weight, posthoc_tau = kept_fusion(checkpoint, params)
-    model = load_trained_model(feats, checkpoint)
     device = resolve_device(runtime.device)
+    model = load_trained_model(feats, checkpoint, clip_params, device).to(device)
+    with torch.inference_mode():
+        side = model.class_side()  # class weights (a coop model's prompts) and the router's class side, once
 
     def score(split):
         split_feats, labels = feats.scored(split)
         return (*score_split(model, split_feats, labels, feats.classes, fusion_weight, posthoc_tau,
-                             runtime.batch_size, device, progress=True), labels)
+                             runtime.batch_size, device, progress=True, side=side), labels)
 
     val_metrics = score("val")[0] if feats.scored("val") is not None else None
     test_metrics, preds, routing, labels = score("test")  # the test split, read once, for the report

@@ -1,4 +1,4 @@
-"""Train class prompts and the router on cached features (params: model, train, evaluate).
+"""Train class prompts and the router on cached features (params: model, train, evaluate, clip).
 
     mdpr train              # DVC stage `train` (runtime: device)
 
@@ -6,7 +6,8 @@ Writes artifacts/model/model.pt (state dict, params, the sha256 of the feature f
 kept) and per-epoch curves with DVCLive under artifacts/model/live/ (names: pipeline/model/live_metrics.py; `dvc
 plots show` draws them), whose metrics.json holds the kept epoch's numbers. With a `val` split the epoch is selected
 on it, with the fused prediction the `evaluate` params name (`auto` fusion weight or post-hoc tau are chosen on val
-at every epoch); without one the last epoch is kept and `auto` is refused. Never `test`.
+at every epoch); without one the last epoch is kept and `auto` is refused. Never `test`. With `model.base: coop`
+the frozen text encoder of the clip params is loaded too (its prompts run every step); otherwise no encoder is loaded.
 """
 import shutil
 import sys
@@ -14,7 +15,7 @@ import time
 
 import torch
 
-from pipeline.config.data_params import RuntimeParams
+from pipeline.config.data_params import ClipParams, RuntimeParams
 from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.config.params import load_sections
 from pipeline.core import paths
@@ -22,19 +23,21 @@ from pipeline.core.atomic import write_json
 from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import build_model, save_checkpoint
+from pipeline.model.coop import load_text_encoder
 from pipeline.model.live_metrics import kept_summary, live_metrics
 from pipeline.model.selection import describe_kept, require_val
 from pipeline.model.training import fit
 
 
 def run(params_path: str = "params.yaml") -> None:
-    model_params, train_params, evaluate_params, runtime = load_sections(
-        params_path, ModelParams, TrainParams, EvaluateParams, RuntimeParams)
+    model_params, train_params, evaluate_params, clip_params, runtime = load_sections(
+        params_path, ModelParams, TrainParams, EvaluateParams, ClipParams, RuntimeParams)
     device = resolve_device(runtime.device)
     feats = load_features()
     val = feats.scored("val")
     require_val(evaluate_params, val is not None, f"dataset {feats.classes['dataset']!r}")
-    model = build_model(feats, model_params, seed=train_params.seed)
+    text = load_text_encoder(clip_params, device) if model_params.base == "coop" else None
+    model = build_model(feats, model_params, seed=train_params.seed, text=text)
     train = feats.splits["train"]
     started = time.monotonic()
     with _live() as live:

@@ -36,6 +36,15 @@ class ModelParams:
     """identity: the router's value/output projections start at the identity (semantic branch = zero-shot with the
     library); pytorch: nn.MultiheadAttention's own init throughout. Official: pytorch (kept: better on val on average,
     see README)."""
+    base: Literal["residual", "coop"] = "residual"
+    """Base branch: residual = class-name embeddings + a learnable residual (no text encoder in training); coop =
+    learnable context vectors in prompts "[ctx] {class name}." through the frozen CLIP text encoder every step."""
+    n_ctx: int = 4
+    """coop: number of learnable context vectors (must equal the token count of ctx_init when that is set)."""
+    ctx_init: str = "a photo of a"
+    """coop: text whose token embeddings initialise the context; empty = random N(0, 0.02)."""
+    class_specific_ctx: bool = False
+    """coop: one context per class (CoOp's CSC) instead of one shared by all classes."""
 
     def validate(self) -> None:
         check(self, "heads", self.heads >= 1, "an integer >= 1")
@@ -43,6 +52,7 @@ class ModelParams:
         check(self, "residual_scale", self.residual_scale >= 0, "a number >= 0")
         check(self, "adapter_ratio", 0 <= self.adapter_ratio <= 1, "a number in [0, 1]")
         check(self, "logit_scale", 0 < self.logit_scale <= 100, "a number in (0, 100]")
+        check(self, "n_ctx", 1 <= self.n_ctx <= 64, "an integer in [1, 64]")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.model.inference import infer
-from pipeline.model.mdpr import MDPRModel, fuse
+from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
 from pipeline.model.metrics import per_class_accuracy, top_k_hits
 
 METHODS = ("zero_shot", "zero_shot_library", "base", "semantic", "mdpr")
@@ -27,15 +27,17 @@ BRANCH_OF = {"zero_shot": "zero_shot", "zero_shot_library": "zero_shot_library",
 
 def predict_methods(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, fusion_weight: float,
                     posthoc_tau: float, log_prior: torch.Tensor, batch_size: int = 512, device="cpu",
-                    progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+                    progress: bool = False, side: HeadSide | None = None
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
     """Predicted class per method (N,), the routing weights of each image's true class (N, V), and per method
     whether the true class is among the 5 highest logits (N,) bool, written into preallocated arrays batch by batch;
-    `progress`: a bar on stderr when it takes more than a few seconds."""
+    `progress`: a bar on stderr when it takes more than a few seconds; `side`: model.class_side(), made once by a
+    caller that scores several splits."""
     preds = {method: np.empty(len(labels), np.int64) for method in METHODS}
     top5 = {method: np.empty(len(labels), bool) for method in METHODS}
     routing = np.empty((len(labels), model.library_mask.shape[1]), np.float32)
     log_prior = log_prior.to(device)
-    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, progress=progress):
+    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, progress=progress, side=side):
         logits = {method: outputs[branch] for method, branch in BRANCH_OF.items()}
         logits["mdpr"] = fuse(outputs["base"], outputs["sem"], fusion_weight, posthoc_tau, log_prior)
         true = torch.as_tensor(labels[rows]).to(device).long()

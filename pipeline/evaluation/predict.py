@@ -86,7 +86,7 @@ def load_predictor(clip: ClipParams, evaluate: EvaluateParams, runtime: RuntimeP
     checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
     encoder = load_encoder(clip, runtime.device, fp16_on_cpu="fp32")  # precision aside, the same encoder
     check_encoder(encoder.identity, feats.image_attrs, checkpoint.get("encoder", {}))
-    model = load_trained_model(feats, checkpoint).to(encoder.device)
+    model = load_trained_model(feats, checkpoint, clip, encoder.device).to(encoder.device)
     with torch.inference_mode():
         side = model.class_side()
     names = feats.classes["names"]

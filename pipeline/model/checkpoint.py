@@ -1,15 +1,18 @@
 """The trained head on disk: built on the cached features, saved with what it was trained on, loaded back safely.
 
     model = build_model(feats, model_params, seed=0)                  # feats: pipeline.features.caches.Features
+    model = build_model(feats, model_params, seed=0, text=load_text_encoder(clip_params))   # model.base: coop
     save_checkpoint(paths.CHECKPOINT, model_state, feats, model_params, train_params, history, kept, evaluate_params)
-    model = load_trained_model(feats, load_checkpoint(paths.CHECKPOINT, feats.hashes))
+    model = load_trained_model(feats, load_checkpoint(paths.CHECKPOINT, feats.hashes), clip_params)
     fusion_weight, posthoc_tau = kept_fusion(checkpoint, evaluate_params)
 
 A checkpoint records the sha256 of the three feature files it was trained on; loading it against other features is
 refused, so evaluate and predict never score a model on caches it has not seen. It also records what training kept
 (the epoch, and the fusion weight and post-hoc tau chosen on val with it) under the `evaluate` params it was trained
 with: evaluate and predict use those values, and refuse when the params changed since. Loading uses torch's safe
-loader (`weights_only=True`).
+loader (`weights_only=True`). A `coop` checkpoint holds the context vectors and the head, never the text encoder:
+loading rebuilds the encoder from the clip params, refused when they name another CLIP than the one it was trained
+with.
 """
 from __future__ import annotations
 
@@ -18,21 +21,31 @@ from pathlib import Path
 
 import torch
 
+from pipeline.config.data_params import ClipParams
 from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
 from pipeline.config.schema import from_dict
 from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.core.errors import UserError
 from pipeline.features.caches import Features
+from pipeline.model.coop import CoOpPrompts, FrozenTextEncoder, check_encoder, load_text_encoder
 from pipeline.model.mdpr import MDPRModel
 
 
-def build_model(feats: Features, model_params: ModelParams, seed: int | None = None) -> MDPRModel:
-    """An MDPRModel on the cached class and library features."""
+def build_model(feats: Features, model_params: ModelParams, seed: int | None = None,
+                text: FrozenTextEncoder | None = None) -> MDPRModel:
+    """An MDPRModel on the cached class and library features; `coop` also needs the frozen text encoder `text`,
+    which must be the CLIP the features were made with."""
+    prompts = None
+    if model_params.base == "coop":
+        if text is None:
+            raise UserError("model.base = coop needs the CLIP text encoder; load it with load_text_encoder(clip).")
+        check_encoder(text.identity, feats.image_attrs, str(paths.IMAGES_H5))
+        prompts = CoOpPrompts(text, list(feats.classes["names"]), model_params, seed)
     return MDPRModel(torch.from_numpy(feats.class_feats), torch.from_numpy(feats.library_feats),
                      torch.from_numpy(feats.library_mask), model_params,
                      library_prior=torch.from_numpy(feats.library_prior), seed=seed,
-                     router_init=model_params.router_init)
+                     router_init=model_params.router_init, prompts=prompts)
 
 
 def save_checkpoint(path: Path, state: dict, feats: Features, model_params: ModelParams, train_params: TrainParams,
@@ -64,9 +77,18 @@ def load_checkpoint(path, feature_hashes: dict) -> dict:
     return checkpoint
 
 
-def load_trained_model(feats: Features, checkpoint: dict) -> MDPRModel:
-    """The checkpoint's model rebuilt on the cached features, weights loaded, in eval mode."""
-    model = build_model(feats, from_dict(ModelParams, checkpoint["model"]))
+def load_trained_model(feats: Features, checkpoint: dict, clip: ClipParams | None = None,
+                       device="cpu") -> MDPRModel:
+    """The checkpoint's model rebuilt on the cached features, weights loaded, in eval mode; a `coop` model's text
+    encoder is rebuilt from `clip` (on `device`) and must be the CLIP the checkpoint was trained with."""
+    model_params = from_dict(ModelParams, checkpoint["model"])
+    text = None
+    if model_params.base == "coop":
+        if clip is None:
+            raise UserError("the trained model has a coop base branch: loading it needs the clip params.")
+        text = load_text_encoder(clip, device)
+        check_encoder(text.identity, checkpoint.get("encoder", {}), str(paths.CHECKPOINT))
+    model = build_model(feats, model_params, text=text)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
 

@@ -46,14 +46,16 @@ def view_mean(score: Callable[[torch.Tensor], dict], feats: torch.Tensor) -> dic
 
 
 def infer(model: MDPRModel, feats, batch_size: int = 1024, device="cpu", zero_shot: bool = False,
-          progress: bool = False) -> Iterator[tuple[slice, dict[str, torch.Tensor]]]:
+          progress: bool = False, side: HeadSide | None = None) -> Iterator[tuple[slice, dict[str, torch.Tensor]]]:
     """(rows, outputs) per batch of cached features, in eval mode without gradients; the model's mode is restored.
-    `progress`: a bar on stderr when scoring takes more than a few seconds."""
+    `progress`: a bar on stderr when scoring takes more than a few seconds; `side`: model.class_side() when the
+    caller scores several splits with the same weights (else made here, once)."""
     was_training = model.training
     model.eval().to(device)
     try:
-        with torch.inference_mode():
-            side = model.class_side()
+        if side is None:
+            with torch.inference_mode():
+                side = model.class_side()
         with progress_bar(len(feats), "score", "img", progress) as bar:
             for start in range(0, len(feats), batch_size):
                 with torch.inference_mode():

@@ -6,6 +6,11 @@
     logits = fuse(out["base"], out["sem"], 0.5)
     side = model.class_side()                   # frozen weights: what needs no image, once per run
     out = model(image_feats, side)              # the same outputs, per batch only the image side
+    model = MDPRModel(..., ModelParams(base="coop"), prompts=CoOpPrompts(...))  # pipeline/model/coop.py
+
+Base branch (`model.base`): `residual` learns w_c = normalise(t_c + alpha * r_c) on the cached class-name
+embeddings t_c (no text encoder in training); `coop` learns context vectors in prompts through the frozen text
+encoder, w_c = normalise(prompts()[c]). Both feed the same base logits s * f . w_c.
 """
 from __future__ import annotations
 
@@ -37,16 +42,17 @@ class HeadSide:
 
 
 class MDPRModel(nn.Module):
-    """Base branch (class-name embeddings + learnable residual) and semantic branch (router) on cached features.
+    """Base branch (learnable class prompts) and semantic branch (router) on cached features.
 
     Frozen inputs are buffers kept in their given dtype (float16 caches stay float16) and cast per call.
     `library_prior` (C, V) defaults to cos(description, class-name embedding), 0 where masked, as in library.h5.
     `seed` (optional) makes the parameter init independent of the global RNG; `router_init` is Router's `init`.
+    `prompts` (required for `params.base == "coop"`): a module returning the (C, d) class text features.
     """
 
     def __init__(self, class_feats: torch.Tensor, library_feats: torch.Tensor, library_mask: torch.Tensor | None,
                  params: ModelParams = ModelParams(), library_prior: torch.Tensor | None = None,
-                 seed: int | None = None, router_init: str = "identity"):
+                 seed: int | None = None, router_init: str = "identity", prompts: nn.Module | None = None):
         super().__init__()
         class_feats, library_feats = torch.as_tensor(class_feats), torch.as_tensor(library_feats)
         classes, views, dim = library_feats.shape
@@ -60,6 +66,9 @@ class MDPRModel(nn.Module):
         if library_prior is None:
             prior = F.cosine_similarity(library_feats.float(), class_feats.float()[:, None, :], dim=-1)
             library_prior = prior.masked_fill(~mask, 0.0)  # (C, V)
+        if (params.base == "coop") != (prompts is not None):
+            raise UserError(f"model: base {params.base!r} takes {'a' if params.base == 'coop' else 'no'} prompt "
+                            "learner (pipeline/model/coop.py); build the model with pipeline.model.checkpoint.")
         self.params = params
         self.register_buffer("class_feats", class_feats)  # (C, d)
         self.register_buffer("library_feats", library_feats)  # (C, V, d)
@@ -69,10 +78,16 @@ class MDPRModel(nn.Module):
         with rng:
             if seed is not None:
                 torch.manual_seed(seed)
-            self.residual = nn.Parameter(torch.zeros(classes, dim))  # r_c
+            self.residual = nn.Parameter(torch.zeros(classes, dim)) if prompts is None else None  # r_c
+            self.prompts = prompts
             self.logit_scale = nn.Parameter(torch.tensor(math.log(params.logit_scale)))  # log s, as in CLIP
             self.adapter = _adapter(dim) if params.adapter else None
             self.router = Router(dim, params.heads, params.dropout, router_init)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The head's parameter dtype (float32): cached features and class weights are cast to it."""
+        return self.logit_scale.dtype
 
     def scale(self) -> torch.Tensor:
         """s = exp(logit_scale), after clamping the parameter itself at log 100 (in place, as CLIP and the official
@@ -82,24 +97,26 @@ class MDPRModel(nn.Module):
         return self.logit_scale.exp()
 
     def class_weights(self) -> torch.Tensor:
-        """w_c = normalise(t_c + alpha * r_c): (C, d)."""
-        class_feats = self.class_feats.to(self.residual.dtype)  # (C, d)
+        """w_c = normalise(t_c + alpha * r_c) (residual) or normalise(CoOp prompt feature c) (coop): (C, d)."""
+        if self.prompts is not None:
+            return F.normalize(self.prompts().to(self.dtype), dim=-1)
+        class_feats = self.class_feats.to(self.dtype)  # (C, d)
         return F.normalize(class_feats + self.params.residual_scale * self.residual, dim=-1)
 
     def adapt(self, image_feats: torch.Tensor) -> torch.Tensor:
         """Cast, optional CLIP-Adapter mix f' = (1 - ratio) f + ratio MLP(f), L2-normalise: (B, d) -> (B, d)."""
-        feats = F.normalize(image_feats.to(self.residual.dtype), dim=-1)
+        feats = F.normalize(image_feats.to(self.dtype), dim=-1)
         if self.adapter is not None:
             ratio = self.params.adapter_ratio
             feats = F.normalize((1 - ratio) * feats + ratio * self.adapter(feats), dim=-1)
         return feats
 
     def library(self) -> torch.Tensor:
-        return self.library_feats.to(self.residual.dtype)  # (C, V, d)
+        return self.library_feats.to(self.dtype)  # (C, V, d)
 
     def description_means(self, normalise: bool = True) -> torch.Tensor:
         """Each class's mean valid description embedding (C, d), L2-normalised unless `normalise=False`."""
-        valid = self.library_mask[..., None].to(self.residual.dtype)  # (C, V, 1)
+        valid = self.library_mask[..., None].to(self.dtype)  # (C, V, 1)
         means = (self.library() * valid).sum(1) / valid.sum(1)  # (C, d)
         return F.normalize(means, dim=-1) if normalise else means
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -96,6 +97,16 @@ def test_a_params_change_reruns_only_the_stages_it_affects(project, section, key
     set_param(project, section, key, value)
     output = dvc(project, "repro")
     assert ran(output) == expected, output
+    assert dvc_status(project) == {}
+
+
+def test_coop_base_reruns_train_and_evaluate_only_and_reports_every_method(project):
+    set_param(project, "model", "base", "coop")
+    output = dvc(project, "repro")
+    assert ran(output) == {"train", "evaluate"}, output
+    metrics = json.loads((project / "artifacts/metrics/metrics.json").read_text())
+    assert {"zero_shot", "zero_shot_library", "base", "semantic", "mdpr"} <= set(metrics)
+    assert "prompts.ctx" in torch.load(project / "artifacts/model/model.pt", weights_only=True)["state_dict"]
     assert dvc_status(project) == {}
 
 
