@@ -54,7 +54,7 @@ def run(params_path: str = "params.yaml") -> None:
     write_json(paths.LIVE_DIR / "metrics.json", kept_summary(history, kept))  # the kept epoch, not the last one
     save_checkpoint(paths.CHECKPOINT, state, feats, model_params, train_params, history, kept, evaluate_params)
     score = f", val mean-class {kept['val_mean_class']:.3f}" if val is not None else ""
-    print(f"train: {len(history)} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
+    print(f"train: {train_params.epochs} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
           f"{paths.CHECKPOINT}\ntrain: {describe_kept(kept)}")
 
 
