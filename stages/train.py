@@ -24,7 +24,7 @@ from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
 from pipeline.model.checkpoint import build_model, save_checkpoint
 from pipeline.model.coop import load_text_encoder
-from pipeline.model.live_metrics import kept_summary, live_metrics
+from pipeline.model.live_metrics import epoch_line, kept_summary, live_metrics
 from pipeline.model.selection import describe_kept, require_val
 from pipeline.model.training import fit
 
@@ -46,7 +46,7 @@ def run(params_path: str = "params.yaml") -> None:
             for name, value in live_metrics(record).items():
                 live.log_metric(name, value)
             live.next_step()
-            print(_epoch_line(record, train_params.epochs, time.monotonic() - started), file=sys.stderr, flush=True)
+            print(epoch_line(record, train_params.epochs, time.monotonic() - started), file=sys.stderr, flush=True)
 
         state, history, kept = fit(model, torch.from_numpy(feats.train_inputs()), torch.from_numpy(train["labels"]),
                                    feats.classes["train_counts"], train_params, val=val, fusion=evaluate_params,
@@ -56,17 +56,6 @@ def run(params_path: str = "params.yaml") -> None:
     score = f", val mean-class {kept['val_mean_class']:.3f}" if val is not None else ""
     print(f"train: {train_params.epochs} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
           f"{paths.CHECKPOINT}\ntrain: {describe_kept(kept)}")
-
-
-def _epoch_line(record: dict, epochs: int, seconds: float) -> str:
-    """One progress line per epoch on stderr: loss and train accuracy of each branch (epoch 0, with a val split: the
-    untrained head), and validation accuracy of the fused prediction when there is a val split."""
-    parts = [f"loss {record['loss']:.4f}"] if "loss" in record else ["untrained head"]
-    parts += [f"train acc {branch} {record[f'train_acc_{branch}']:.3f}" for branch in ("base", "sem")
-              if f"train_acc_{branch}" in record]
-    if "val_mean_class" in record:
-        parts += [f"val top-1 {record['val_top1']:.3f}", f"val mean-class {record['val_mean_class']:.3f}"]
-    return f"train: epoch {record['epoch']}/{epochs}: {', '.join(parts)} ({seconds:.0f} s)"
 
 
 def _live():

@@ -1,4 +1,4 @@
-"""The training metrics' names in DVCLive, and the summary of the kept epoch (artifacts/model/live/metrics.json).
+"""DVCLive names of the training metrics, the per-epoch progress line, and the kept-epoch summary (live/metrics.json).
 
     for name, value in live_metrics(record).items():      # one epoch of `fit`'s history
         live.log_metric(name, value)                      # -> live/plots/metrics/<name>.tsv, x = step = epoch
@@ -44,3 +44,14 @@ def kept_summary(history: list[dict], kept: dict) -> dict:
         group, _, leaf = name.rpartition("/")
         (summary.setdefault(group, {}) if group else summary)[leaf] = value
     return summary
+
+
+def epoch_line(record: dict, epochs: int, seconds: float) -> str:
+    """One progress line per epoch on stderr: loss and train accuracy of each branch (epoch 0, with a val split: the
+    untrained head), and validation accuracy of the fused prediction when there is a val split."""
+    parts = [f"loss {record['loss']:.4f}"] if "loss" in record else ["untrained head"]
+    parts += [f"train acc {branch} {record[f'train_acc_{branch}']:.3f}" for branch in ("base", "sem")
+              if f"train_acc_{branch}" in record]
+    if "val_mean_class" in record:
+        parts += [f"val top-1 {record['val_top1']:.3f}", f"val mean-class {record['val_mean_class']:.3f}"]
+    return f"train: epoch {record['epoch']}/{epochs}: {', '.join(parts)} ({seconds:.0f} s)"
