@@ -1,15 +1,17 @@
-"""`mdpr evaluate` at C = 1000: peak memory and images/s for 5,000 and 50,000 test images.
+"""`mdpr evaluate` at C = 1000 and C = 8,142: peak memory and images/s for 5,000 to 50,000 test images.
 
     .venv/bin/python benchmarks/eval.py [--classes 1000] [--sizes 5000 50000] [--code PATH] [--device cpu]
+    .venv/bin/python benchmarks/eval.py --classes 1000 8142 --sizes 24426     # iNaturalist 2018's test split
 
-Writes a project directory with the caches an ImageNet-LT run would have (C classes, V = 5 descriptions, d = 512,
-random unit features, a long-tailed train split of ~20 images per class, a balanced test split) and an untrained
-head's checkpoint, then runs the evaluate stage in a fresh child process per test-set size, with the repo's
-default params (runtime.batch_size 64). Per size it prints the stage's peak resident memory (ru_maxrss of the
-child), its wall time and the images/s of the scoring pass (`score_split`; `predict_methods` in older checkouts:
-every method, every image).
+Writes a project directory with the caches an ImageNet-LT (or iNaturalist 2018) run would have (C classes, V = 5
+descriptions, d = 512, random unit features, a long-tailed train split of ~43 images per class on average, a
+balanced test split) and an untrained head's checkpoint, then runs the evaluate stage in a fresh child process per
+(C, test-set size), with the repo's default params (runtime.batch_size 64). Per run it prints the stage's peak
+resident memory (ru_maxrss of the child), its wall time and the images/s of the scoring pass (`score_split`;
+`predict_methods` in older checkouts: every method, every image).
 `--code` runs the stage of another checkout (e.g. the code before a change, exported with `git archive`) on the
-same files. Last line: `SUMMARY eval: <peak RSS at the largest size / at the smallest>x memory`.
+same files. Last line: `SUMMARY eval: <peak RSS at the largest size / at the smallest>x memory` (one C), or with
+several C, `<peak RSS at the largest C / at the smallest C, largest size>x memory at C=<largest> vs C=<smallest>`.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def write_project(root: Path, classes: int, test_images: int, device: str) -> No
         return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
 
     names = [f"class {c:04d}" for c in range(classes)]
-    counts = [max(1, math.floor(200 * 100 ** (-c / (classes - 1)))) for c in range(classes)]  # ~20 per class
+    counts = [max(1, math.floor(200 * 100 ** (-c / (classes - 1)))) for c in range(classes)]  # ~43 per class
     train_labels = np.repeat(np.arange(classes), counts)
     test_labels = np.arange(test_images) % classes
     rows = [("train", f"t{i}", int(label)) for i, label in enumerate(train_labels)]
@@ -112,7 +114,7 @@ def run_stage(code: Path, project: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--classes", type=int, nargs="+", default=[1000])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose evaluate stage runs")
     parser.add_argument("--device", default="cpu")
@@ -120,14 +122,24 @@ def main() -> None:
     print(f"evaluate stage of {args.code}: C={args.classes}, V={VIEWS}, d={DIM}, device {args.device}, "
           "runtime.batch_size 64")
     results = {}
-    for size in args.sizes:
-        with tempfile.TemporaryDirectory() as folder:
-            write_project(Path(folder), args.classes, size, args.device)
-            results[size] = result = run_stage(args.code.resolve(), Path(folder))
-        print(f"{size:6d} test images: peak RSS {result['peak_rss_mb']:7.0f} MB, stage {result['wall_s']:6.1f} s, "
-              f"scoring {size / result['scoring_s']:7.0f} images/s", flush=True)
-    small, large = results[min(results)]["peak_rss_mb"], results[max(results)]["peak_rss_mb"]
-    print(f"SUMMARY eval: {large / small:.2f}x memory")
+    for classes in args.classes:
+        for size in args.sizes:
+            with tempfile.TemporaryDirectory() as folder:
+                write_project(Path(folder), classes, size, args.device)
+                results[classes, size] = result = run_stage(args.code.resolve(), Path(folder))
+            print(f"C={classes:5d} {size:6d} test images: peak RSS {result['peak_rss_mb']:7.0f} MB, stage "
+                  f"{result['wall_s']:6.1f} s, scoring {size / result['scoring_s']:7.1f} images/s", flush=True)
+    print(summary_line(results))
+
+
+def summary_line(results: dict) -> str:
+    """Peak RSS ratio: largest size / smallest size (one C), else largest C / smallest C at the largest size."""
+    classes, sizes = sorted({c for c, _ in results}), sorted({n for _, n in results})
+    if len(classes) == 1:
+        small, large = results[classes[0], sizes[0]]["peak_rss_mb"], results[classes[0], sizes[-1]]["peak_rss_mb"]
+        return f"SUMMARY eval: {large / small:.2f}x memory"
+    small, large = results[classes[0], sizes[-1]]["peak_rss_mb"], results[classes[-1], sizes[-1]]["peak_rss_mb"]
+    return f"SUMMARY eval: {large / small:.2f}x memory at C={classes[-1]} vs C={classes[0]}"
 
 
 if __name__ == "__main__":

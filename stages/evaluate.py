@@ -26,13 +26,15 @@ from pipeline.model.checkpoint import kept_fusion, load_checkpoint, load_trained
 
 def run(params_path: str = "params.yaml") -> None:
     params, clip_params, runtime = load_sections(params_path, EvaluateParams, ClipParams, RuntimeParams)
-    feats = load_features()
+    feats = load_features(splits=("val", "test"))  # not the train features (0.9 GB at iNat 2018's size)
     checkpoint = load_checkpoint(paths.CHECKPOINT, feats.hashes)
     fusion_weight, posthoc_tau = kept_fusion(checkpoint, params)
     device = resolve_device(runtime.device)
     model = load_trained_model(feats, checkpoint, clip_params, device).to(device)
+    del checkpoint["state_dict"]  # the model holds the weights now (the file's copy: ~115 MB at C = 8,142)
     with torch.inference_mode():
-        side = model.class_side()  # class weights (a coop model's prompts) and the router's class side, once
+        side = model.class_side(router=False)  # class weights (a coop model's prompts), once; the router's side
+                                               # is made per chunk of classes while scoring (flat memory in C)
 
     def score(split):
         split_feats, labels = feats.scored(split)

@@ -1,4 +1,5 @@
-"""Every method scored on one split of cached features, batch by batch (memory does not grow with C x N).
+"""Every method scored on one split of cached features, class chunk by chunk and batch by batch (memory does not grow
+with C x N, nor with C beyond a chunk's class side).
 
     preds, routing, top5 = predict_methods(model, test_feats, test_labels, fusion_weight=0.5, posthoc_tau=0.0,
                                            log_prior=class_log_prior(train_counts), batch_size=512)
@@ -16,9 +17,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pipeline.core.progress import progress_bar
 from pipeline.model.inference import infer
 from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
-from pipeline.model.metrics import per_class_accuracy, top_k_hits
+from pipeline.model.metrics import per_class_accuracy
+from pipeline.model.router import SIDE_CHUNK
 
 METHODS = ("zero_shot", "zero_shot_library", "base", "semantic", "mdpr")
 BRANCH_OF = {"zero_shot": "zero_shot", "zero_shot_library": "zero_shot_library", "base": "base", "semantic": "sem"}
@@ -30,22 +33,60 @@ def predict_methods(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, fus
                     progress: bool = False, side: HeadSide | None = None
                     ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
     """Predicted class per method (N,), the routing weights of each image's true class (N, V), and per method
-    whether the true class is among the 5 highest logits (N,) bool, written into preallocated arrays batch by batch;
-    `progress`: a bar on stderr when it takes more than a few seconds; `side`: model.class_side(), made once by a
-    caller that scores several splits."""
-    preds = {method: np.empty(len(labels), np.int64) for method in METHODS}
-    top5 = {method: np.empty(len(labels), bool) for method in METHODS}
+    whether the true class is among the 5 highest logits (N,) bool; `progress`: a bar on stderr when it takes more
+    than a few seconds; `side`: model.class_side(router=False), made once by a caller that scores several splits.
+
+    Classes are scored in chunks of SIDE_CHUNK (model.side_chunks), every image per chunk, keeping per image and
+    method only the best class so far and the 5 highest logits: no (N, C) logits and no whole router class side are
+    ever held (at C = 8,142 those would be 795 MB per method and 219 MB). Ties keep the lowest class index, as argmax.
+    """
+    if side is None:
+        with torch.inference_mode():
+            side = model.class_side(router=False)
+    labels_t = torch.as_tensor(labels).long()
+    best = {method: RunningBest(len(labels)) for method in METHODS}
     routing = np.empty((len(labels), model.library_mask.shape[1]), np.float32)
     log_prior = log_prior.to(device)
-    for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, progress=progress, side=side):
-        logits = {method: outputs[branch] for method, branch in BRANCH_OF.items()}
-        logits["mdpr"] = fuse(outputs["base"], outputs["sem"], fusion_weight, posthoc_tau, log_prior)
-        true = torch.as_tensor(labels[rows]).to(device).long()
-        for method in METHODS:
-            preds[method][rows] = logits[method].argmax(-1).cpu().numpy()
-            top5[method][rows] = top_k_hits(logits[method], true).cpu().numpy()
-        routing[rows] = outputs["weights"][torch.arange(len(true), device=device), true].cpu().numpy()  # (B, V)
-    return preds, routing, top5
+    chunks = -(-len(side.class_weights) // SIDE_CHUNK)
+    with progress_bar(len(labels) * chunks, "score", "img", progress) as bar:
+        for start, stop, part in model.side_chunks(side):
+            for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, side=part):
+                logits = {method: outputs[branch] for method, branch in BRANCH_OF.items()}
+                logits["mdpr"] = fuse(outputs["base"], outputs["sem"], fusion_weight, posthoc_tau,
+                                      log_prior[start:stop])
+                for method in METHODS:
+                    best[method].update(rows, logits[method].cpu(), start)
+                true = labels_t[rows]
+                inside = ((true >= start) & (true < stop)).nonzero()[:, 0]  # batch rows whose class is here
+                weights = outputs["weights"].cpu()[inside, true[inside] - start]  # (b, V)
+                routing[np.arange(rows.start, rows.stop)[inside.numpy()]] = weights.numpy()
+                bar.update(len(true))
+    return ({m: best[m].index.numpy() for m in METHODS}, routing,
+            {m: (best[m].top_index == labels_t[:, None]).any(-1).numpy() for m in METHODS})
+
+
+class RunningBest:
+    """Per image: the best class so far (argmax order: the lowest index wins a tie) and the K highest logits."""
+
+    K = 5
+
+    def __init__(self, count: int):
+        self.value = torch.full((count,), -torch.inf)
+        self.index = torch.zeros(count, dtype=torch.long)
+        self.top_value = torch.full((count, self.K), -torch.inf)
+        self.top_index = torch.full((count, self.K), -1, dtype=torch.long)
+
+    def update(self, rows: slice, logits: torch.Tensor, start: int) -> None:
+        """Merge the logits (B, c) of classes start..start+c-1 of images `rows`."""
+        value, index = logits.max(-1)  # the first of tied maxima, as argmax
+        better = value > self.value[rows]  # strict: an earlier class keeps a tie
+        self.value[rows] = torch.where(better, value, self.value[rows])
+        self.index[rows] = torch.where(better, index + start, self.index[rows])
+        top = logits.topk(min(self.K, logits.shape[1]), dim=-1)
+        values = torch.cat([self.top_value[rows], top.values], 1)
+        order = values.argsort(dim=1, descending=True, stable=True)[:, :self.K]
+        self.top_value[rows] = values.gather(1, order)
+        self.top_index[rows] = torch.cat([self.top_index[rows], top.indices + start], 1).gather(1, order)
 
 
 def per_class_rows(classes: dict, preds: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:

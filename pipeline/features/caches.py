@@ -46,15 +46,16 @@ class Features:
         return group.get("views", group["features"]), group["labels"]
 
 
-def load_features(with_images: bool = True) -> Features:
+def load_features(with_images: bool = True, splits: tuple[str, ...] | None = None) -> Features:
     """Read and cross-check images.h5, classes.h5 and library.h5 (paths relative to the project root).
 
-    `with_images=False` reads only images.h5's attributes (predict needs the class and library arrays alone).
+    `with_images=False` reads only images.h5's attributes (predict needs the class and library arrays alone);
+    `splits`: read only these image splits (evaluate: val and test; iNat's 437,513 train features are 0.9 GB).
     """
     classes = manifest.read_classes(paths.CLASSES)
     expect = {"class_hash": classes["class_hash"]}
     if with_images:
-        images, image_attrs = store.read_h5(paths.IMAGES_H5, expect)
+        images, image_attrs = store.read_h5(paths.IMAGES_H5, expect, splits)
     else:
         image_attrs = store.read_attrs(paths.IMAGES_H5)
         store.check_attrs(paths.IMAGES_H5, image_attrs, expect)
@@ -64,7 +65,7 @@ def load_features(with_images: bool = True) -> Features:
     library, _ = store.read_h5(paths.LIBRARY_H5, same_encoder)
     if "train" not in images or "test" not in images:
         raise UserError(f"{paths.IMAGES_H5} lacks a train or test split; rerun `mdpr prepare` and `mdpr embed-images`.")
-    splits = {name: group for name, group in images.items() if name}
+    groups = {name: group for name, group in images.items() if name and (splits is None or name in splits)}
     hashes = {p.name: file_sha256(p) for p in (paths.IMAGES_H5, paths.CLASSES_H5, paths.LIBRARY_H5)}
-    return Features(classes, splits, text[""]["features"], library[""]["features"], library[""]["mask"],
+    return Features(classes, groups, text[""]["features"], library[""]["features"], library[""]["mask"],
                     library[""]["prior"], list(library[""]["dimensions"]), hashes, image_attrs)

@@ -58,8 +58,10 @@ def _write_array(group: h5py.Group, name: str, array) -> None:
         group.create_dataset(name, data=array)
 
 
-def read_h5(path: str | Path, expect: dict | None = None) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """All groups as numpy arrays (strings decoded) and the root attributes, after the checks above."""
+def read_h5(path: str | Path, expect: dict | None = None,
+            only: tuple[str, ...] | None = None) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """All groups as numpy arrays (strings decoded) and the root attributes, after the checks above; `only`: read
+    just these groups (the others are listed with no arrays, so a caller still sees which splits the file has)."""
     path = Path(path)
     hint = REBUILD_HINT.get(path.name, "the stage that writes it")
     if not path.is_file():
@@ -71,7 +73,8 @@ def read_h5(path: str | Path, expect: dict | None = None) -> tuple[dict[str, dic
             groups = {"": {}}
             for name, item in handle.items():
                 if isinstance(item, h5py.Group):
-                    groups[name] = {k: _read_array(v) for k, v in item.items()}
+                    wanted = only is None or name in only
+                    groups[name] = {k: _read_array(v) for k, v in item.items()} if wanted else {}
                 else:
                     groups[""][name] = _read_array(item)
     except (OSError, KeyError, ValueError) as err:

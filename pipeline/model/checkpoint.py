@@ -31,6 +31,11 @@ from pipeline.features.caches import Features
 from pipeline.model.coop import CoOpPrompts, FrozenTextEncoder, check_encoder, load_text_encoder
 from pipeline.model.mdpr import MDPRModel
 
+FEATURE_BUFFERS = ("class_feats", "library_feats", "library_mask", "library_prior")
+"""Buffers that hold the cached features themselves: not read back from the checkpoint (load_checkpoint has checked
+that the feature files are the ones it was trained on, so they are equal), which keeps their copy in the file
+(mmapped, ~100 MB at C = 8,142) out of memory."""
+
 
 def build_model(feats: Features, model_params: ModelParams, seed: int | None = None,
                 text: FrozenTextEncoder | None = None) -> MDPRModel:
@@ -64,7 +69,7 @@ def save_checkpoint(path: Path, state: dict, feats: Features, model_params: Mode
 def load_checkpoint(path, feature_hashes: dict) -> dict:
     """The training checkpoint (safe loader), refused when it was trained on other feature files."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # read as used
     except FileNotFoundError:
         raise UserError(f"{paths.located(path)} not found; run `mdpr train` (or `dvc repro train`) first.") from None
     except Exception as err:  # noqa: BLE001 - a damaged or foreign file, reported as such
@@ -89,7 +94,11 @@ def load_trained_model(feats: Features, checkpoint: dict, clip: ClipParams | Non
         text = load_text_encoder(clip, device)
         check_encoder(text.identity, checkpoint.get("encoder", {}), str(paths.CHECKPOINT))
     model = build_model(feats, model_params, text=text)
-    model.load_state_dict(checkpoint["state_dict"])
+    state = {name: value for name, value in checkpoint["state_dict"].items() if name not in FEATURE_BUFFERS}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if set(missing) - set(FEATURE_BUFFERS) or unexpected:
+        raise UserError(f"{paths.CHECKPOINT} does not fit this model (missing {sorted(missing)[:3]}, unexpected "
+                        f"{unexpected[:3]}); rerun `mdpr train`.")
     return model.eval()
 
 

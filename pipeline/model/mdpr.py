@@ -6,6 +6,8 @@
     logits = fuse(out["base"], out["sem"], 0.5)
     side = model.class_side()                   # frozen weights: what needs no image, once per run
     out = model(image_feats, side)              # the same outputs, per batch only the image side
+    for start, stop, part in model.side_chunks(model.class_side(router=False)):   # large C: classes in chunks
+        out = model(image_feats, part)          # base (B, stop - start), ...: the router's side made per chunk
     model = MDPRModel(..., ModelParams(base="coop"), prompts=CoOpPrompts(...))  # pipeline/model/coop.py
 
 Base branch (`model.base`): `residual` learns w_c = normalise(t_c + alpha * r_c) on the cached class-name
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +27,7 @@ from torch import nn
 
 from pipeline.config.model_params import ModelParams
 from pipeline.core.errors import UserError
-from pipeline.model.router import ClassSide, Router
+from pipeline.model.router import SIDE_CHUNK, ClassSide, Router
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -36,7 +39,8 @@ class HeadSide:
 
     scale: torch.Tensor               # () logit scale s
     class_weights: torch.Tensor       # (C, d) normalised class prompts w_c
-    router: ClassSide                 # the router's class side (projections, Gram matrices)
+    router: list[ClassSide] | None    # the router's class side (projections, Gram matrices) in class chunks; None:
+                                      # made chunk by chunk by MDPRModel.side_chunks
     class_feats: torch.Tensor         # (C, d) class-name embeddings, float32 (zero-shot baseline)
     description_means: torch.Tensor   # (C, d) normalised mean description embeddings (zero-shot with the library)
 
@@ -116,20 +120,33 @@ class MDPRModel(nn.Module):
 
     def description_means(self, normalise: bool = True) -> torch.Tensor:
         """Each class's mean valid description embedding (C, d), L2-normalised unless `normalise=False`."""
-        valid = self.library_mask[..., None].to(self.dtype)  # (C, V, 1)
-        means = (self.library() * valid).sum(1) / valid.sum(1)  # (C, d)
+        valid = self.library_mask.to(self.dtype)  # (C, V)
+        means = torch.einsum("cv,cvd->cd", valid, self.library()) / valid.sum(1, keepdim=True)  # (C, d), no (C, V, d)
         return F.normalize(means, dim=-1) if normalise else means
 
     def routed(self, feats: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
         """Routed features (P, d) of adapted image features `feats` (P, d) for classes class_idx (P,)."""
         return self.router.routed(feats, class_idx, self.library(), self.library_mask)
 
-    def class_side(self) -> HeadSide:
-        """Everything `forward` computes without the images (for frozen weights; no gradients are kept)."""
+    def class_side(self, router: bool = True) -> HeadSide:
+        """Everything `forward` computes without the images (for frozen weights; no gradients are kept); `router`
+        False leaves the router's side (the largest part: (VC, 2d) projections, (C, hV, hV) Gram matrices) to
+        `side_chunks`."""
         with torch.no_grad():
-            router = self.router.class_side(self.library(), self.library_mask)
-            return HeadSide(self.scale(), self.class_weights(), router, self.class_feats.float(),
+            sides = self.router.class_sides(self.library(), self.library_mask) if router else None
+            return HeadSide(self.scale(), self.class_weights(), sides, self.class_feats.float(),
                             self.description_means())
+
+    def side_chunks(self, side: HeadSide, chunk: int = SIDE_CHUNK) -> Iterator[tuple[int, int, HeadSide]]:
+        """(start, stop, the side of classes start..stop-1) per chunk of `chunk` classes, the router's part made
+        when its chunk comes (unless `side` holds it): scoring one chunk at a time, memory stays flat in C."""
+        with torch.no_grad():
+            for index, start in enumerate(range(0, len(side.class_weights), chunk)):
+                stop = min(start + chunk, len(side.class_weights))
+                router = [side.router[index]] if side.router is not None and chunk == SIDE_CHUNK else \
+                    self.router.class_sides(self.library()[start:stop], self.library_mask[start:stop], chunk)
+                yield start, stop, HeadSide(side.scale, side.class_weights[start:stop], router,
+                                            side.class_feats[start:stop], side.description_means[start:stop])
 
     def forward(self, image_feats: torch.Tensor, side: HeadSide | None = None) -> dict[str, torch.Tensor]:
         """image_feats (B, d) -> base (B, C), sem (B, C), weights (B, C, V), feats (B, d) (the adapted features).

@@ -4,6 +4,8 @@
     sim, weights = router(image_feats, library_feats, mask)     # (B, d), (C, V, d), (C, V) -> (B, C), (B, C, V)
     side = router.class_side(library_feats, mask)               # frozen weights: the class side once per run
     sim, weights = router(image_feats, None, side=side)
+    sides = router.class_sides(library_feats, mask)             # the same, in chunks of SIDE_CHUNK classes
+    sim, weights = router(image_feats, None, side=sides)        # scored chunk by chunk (memory flat in C)
 
 The router is the multi-head attention of the reference code (`x_bc = Attn(q=f_b, k=v=E_c)`, parameters in an
 `nn.MultiheadAttention`, same state_dict keys) computed without repeating queries per class or keys per image:
@@ -24,6 +26,11 @@ from pipeline.core.errors import UserError
 from pipeline.model.router_kernel import RoutedCosine, RouterStep, class_forward
 
 ROUTER_INITS = ("identity", "pytorch")
+SIDE_CHUNK = 1024
+"""Classes per chunk of a frozen class side (`Router.class_sides`): a batch of B images is scored one chunk at a
+time, so its (h, V, C, B) intermediates never exceed those of C = 1024 (at C = 8,142 and B = 64 the whole class
+range would hold ~10 tensors of 83 MB each at once); evaluation also makes each chunk's side only when it scores it
+(MDPRModel.side_chunks). benchmarks/eval.py measures the peak."""
 
 
 @dataclass
@@ -88,14 +95,25 @@ class Router(nn.Module):
         keys_values, valid = self._keys_values(library_feats, mask)
         with torch.autocast(keys_values.device.type, enabled=False):
             out_weight, out_bias = self._out_projection(keys_values.dtype)
-            gram, bias_dot, _ = class_forward(keys_values, out_weight, out_bias, self.heads, library_feats.shape[0])
+            gram, bias_dot, _ = class_forward(keys_values, out_weight, out_bias, self.heads, library_feats.shape[0],
+                                              keep=False)
         return ClassSide(keys_values, gram, bias_dot, valid)
 
+    def class_sides(self, library_feats: torch.Tensor, mask: torch.Tensor | None = None,
+                    chunk: int = SIDE_CHUNK) -> list[ClassSide]:
+        """`class_side` of consecutive chunks of `chunk` classes, in class order (one chunk when C <= chunk)."""
+        return [self.class_side(library_feats[start:start + chunk], None if mask is None else mask[start:start + chunk])
+                for start in range(0, library_feats.shape[0], chunk)]
+
     def forward(self, image_feats: torch.Tensor, library_feats: torch.Tensor | None, mask: torch.Tensor | None = None,
-                side: ClassSide | None = None):
+                side: ClassSide | list[ClassSide] | None = None):
         """image_feats (B, d), library_feats (C, V, d), mask (C, V) True = valid -> sim (B, C), weights (B, C, V).
 
-        `side` (from `class_side`, same weights) replaces library_feats and mask: per batch, only the image side."""
+        `side` (from `class_side`, same weights) replaces library_feats and mask: per batch, only the image side; a
+        list (from `class_sides`) is scored chunk by chunk and the chunks' outputs joined along C."""
+        if isinstance(side, list):
+            outputs = [self(image_feats, None, side=chunk) for chunk in side]
+            return torch.cat([sim for sim, _ in outputs], 1), torch.cat([weights for _, weights in outputs], 1)
         keys_values, valid = (side.keys_values, side.valid) if side is not None else \
             self._keys_values(library_feats, mask)
         dtype = keys_values.dtype

@@ -33,8 +33,9 @@ blocks of this size stay in the cache and come from the allocator's heap; one te
 mapped fresh from the OS (page faults) at every step."""
 
 
-def class_forward(keys_values, out_weight, out_bias, heads: int, classes: int):
-    """gram (C, hV, hV) rows ordered (h, v), bias_dot (C, hV) = u . out_bias, and what the backward needs."""
+def class_forward(keys_values, out_weight, out_bias, heads: int, classes: int, keep: bool = True):
+    """gram (C, hV, hV) rows ordered (h, v), bias_dot (C, hV) = u . out_bias, and what the backward needs (the u of
+    every chunk; `keep=False`, frozen weights: none of them, so only one chunk of u is alive at a time)."""
     rows, dim = len(keys_values), out_weight.shape[0]
     views, width = rows // classes, dim // heads
     slots = heads * views
@@ -46,7 +47,8 @@ def class_forward(keys_values, out_weight, out_bias, heads: int, classes: int):
         chunk = torch.bmm(values[:, :, start:stop].view(slots, stop - start, width), slot_weight)  # (hV, c, d)
         by_class = chunk.transpose(0, 1)  # (c, hV, d), a strided view
         torch.bmm(by_class, by_class.transpose(1, 2), out=gram[start:stop])
-        outputs.append(chunk)
+        if keep:
+            outputs.append(chunk)
     bias_out = (out_bias @ out_weight).view(heads, 1, 1, width)  # W_out[:, h]^T out_bias
     bias_dot = (values * bias_out).sum(-1).view(slots, classes).t()  # (C, hV)
     return gram, bias_dot, (values, bias_out, *outputs)

@@ -79,6 +79,21 @@ def test_router_with_precomputed_class_side_equals_full_forward():
     torch.testing.assert_close(weights, ref_weights, atol=1e-10, rtol=0)
 
 
+def test_class_side_in_chunks_scores_like_one_side():
+    """Evaluation at large C scores the class side chunk by chunk (Router.class_sides): the same sim and weights."""
+    torch.manual_seed(0)
+    router = Router(D, HEADS, dropout=0.3).double().eval()
+    image, library = F.normalize(_tensor(B, D, seed=10), dim=-1), F.normalize(_tensor(C, V, D, seed=11), dim=-1)
+    mask = torch.ones(C, V, dtype=torch.bool)
+    mask[-1, 1] = False
+    sides = router.class_sides(library, mask, chunk=2)
+    assert [len(side.gram) for side in sides] == [2] * (C // 2) + [C % 2] * (C % 2)
+    sim, weights = router(image, None, side=sides)
+    ref_sim, ref_weights = router(image, None, side=router.class_side(library, mask))
+    torch.testing.assert_close(sim, ref_sim, atol=1e-12, rtol=0)
+    torch.testing.assert_close(weights, ref_weights, atol=1e-12, rtol=0)
+
+
 def test_inference_computes_the_class_side_once_per_call():
     gen = torch.Generator().manual_seed(12)
     class_feats = F.normalize(torch.randn(C, D, generator=gen), dim=-1)
