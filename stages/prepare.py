@@ -5,8 +5,9 @@
 Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, the train counts in use
 and their source, many/medium/few groups under the dataset.many_above / few_below thresholds, class-list hash), for
 synthetic-lt the generated PNGs under artifacts/data/images/, and for an imported features file with class text
-features, artifacts/data/class_features.npy. Prints the split sizes, where the train counts come from and the group
-sizes.
+features, artifacts/data/class_features.npy; for inat2018, each class's taxonomy (classes.json `taxonomy`, shown to
+the LLM). Prints the split sizes, where the train counts come from, the group sizes and the dataset's notes (iNat
+classes too small to give val images).
 """
 import shutil
 
@@ -38,8 +39,10 @@ def run(params_path: str = "params.yaml") -> None:
                 np.save(handle, spec.class_features.astype(np.float32))
     manifest.write_manifest(paths.MANIFEST, spec.rows)
     counts, source = spec.counts_in_use()
+    extra = {**spec.provenance, **({"taxonomy": spec.taxonomy} if spec.taxonomy else {})}
     record = manifest.write_classes(paths.CLASSES, manifest.classes_record(
-        spec.names, spec.rows, params.name, counts, source, (params.many_above, params.few_below), spec.provenance))
+        spec.names, spec.rows, params.name, counts, source, (params.many_above, params.few_below), extra))
     groups = {g: record["groups"].count(g) for g in manifest.GROUPS}
     print(f"prepare: {params.name}: {len(spec.names)} classes, splits {record['splits']}, train counts from "
-          f"{source}, many/medium/few classes {groups['many']}/{groups['medium']}/{groups['few']}")
+          f"{source}, many/medium/few classes {groups['many']}/{groups['medium']}/{groups['few']}"
+          + "".join(f"; {note}" for note in spec.notes))

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from pipeline.config.schema import check
 
-DATASETS = ("synthetic-lt", "cifar10-lt", "cifar100-lt", "imagenet-lt", "places-lt", "folder", "features")
+DATASETS = ("synthetic-lt", "cifar10-lt", "cifar100-lt", "imagenet-lt", "places-lt", "inat2018", "folder", "features")
 
 @dataclass(frozen=True)
 class DatasetParams:
@@ -19,13 +19,14 @@ class DatasetParams:
 
     SECTION = "dataset"
     name: Literal[DATASETS] = "synthetic-lt"
-    """Dataset kind: synthetic-lt (offline, generated), cifar10-lt, cifar100-lt, imagenet-lt, places-lt, folder,
-    features."""
+    """Dataset kind: synthetic-lt (offline, generated), cifar10-lt, cifar100-lt, imagenet-lt, places-lt, inat2018,
+    folder, features."""
     root: str = "data/raw"
     """What the dataset reads, and a DVC dependency of prepare and embed_images (a change in it reruns them): the
-    image folder (folder, imagenet-lt, places-lt), the folder holding CIFAR's python archive (cifar*), or the folder
-    holding the features file, or the file itself (features). Unused by synthetic-lt; the default data/raw is a
-    committed folder holding only a README, so a fresh clone runs."""
+    image folder (folder, imagenet-lt, places-lt; inat2018: the folder holding train2018.json, val2018.json, the
+    optional categories.json and the images they name), the folder holding CIFAR's python archive (cifar*), or the
+    folder holding the features file, or the file itself (features). Unused by synthetic-lt; the default data/raw is
+    a committed folder holding only a README, so a fresh clone runs."""
     seed: int = 0
     """Seed for sampling the long-tailed subset, carving the val split and generating synthetic images."""
     imbalance_factor: float = 50.0
@@ -40,7 +41,8 @@ class DatasetParams:
     from the CIFAR training images the long-tailed subset leaves out (the head class, which would use all of its
     images, keeps at most 500 - val_per_class on CIFAR-100, 5000 - val_per_class on CIFAR-10); folder and features
     without val images carve min(val_per_class, half the smallest class) training images of every class;
-    imagenet-lt and places-lt use their official val split (20 per class) and ignore this."""
+    imagenet-lt and places-lt use their official val split (20 per class) and ignore this; inat2018 draws this
+    many from each class with at least 5 times as many training images (pipeline/data/inat.py)."""
     test_per_class: int = 20
     """synthetic-lt only: balanced test images per class."""
     image_size: int = 64

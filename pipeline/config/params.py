@@ -6,10 +6,11 @@
 A stage loads only the sections it declares in `dvc.yaml`, so a key it does not read can never change its output
 unseen. Loading fails before any work, with one line naming the section, the key and what is allowed, on an unknown
 key, a wrong type or an out-of-range value. The sections themselves live in data_params.py (dataset, clip, embed,
-runtime), library_params.py (confusion, llm, library) and model_params.py (model, train, evaluate).
+runtime), library_params.py (confusion, llm, library), model_params.py (model, train, evaluate) and plan_params.py
+(plan).
 
-The `runtime` section holds speed-only knobs (device, batch size, workers). No stage declares it, so changing it
-never invalidates an output.
+The `runtime` section holds speed-only knobs (device, batch size, workers) and `plan` the prices and assumptions of
+`mdpr plan`. No stage declares either, so changing them never invalidates an output.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ import yaml
 from pipeline.config.data_params import ClipParams, DatasetParams, EmbedParams, RuntimeParams
 from pipeline.config.library_params import ConfusionParams, LibraryParams, LLMParams
 from pipeline.config.model_params import EvaluateParams, ModelParams, TrainParams
+from pipeline.config.plan_params import PlanParams
 from pipeline.config.schema import from_dict
 from pipeline.core.errors import UserError
 
 SECTIONS = {cls.SECTION: cls for cls in (DatasetParams, ClipParams, EmbedParams, RuntimeParams, ConfusionParams,
-                                         LLMParams, LibraryParams, ModelParams, TrainParams, EvaluateParams)}
+                                         LLMParams, LibraryParams, ModelParams, TrainParams, EvaluateParams,
+                                         PlanParams)}
 """Section name -> dataclass, in the canonical order of params.yaml."""
 
 

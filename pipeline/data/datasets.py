@@ -10,7 +10,7 @@ pipeline/data/images.py reads an id back as an image:
 |---------------|----------------------------------------|------------------------|
 | synthetic-lt  | artifacts/data/images (written here)   | `train/00012.png`      |
 | cifar*-lt     | torchvision arrays under dataset.root  | `train/12` (row index) |
-| imagenet-lt, places-lt, folder | files under dataset.root | path relative to root |
+| imagenet-lt, places-lt, folder, inat2018 | files under dataset.root | path relative to root |
 | features      | none: features come from dataset.features_file | the file's ids, or `train/12` |
 
 Every kind has a balanced val split that is never test (pipeline/data/splits.py). The train counts in classes.json
@@ -34,6 +34,7 @@ from pipeline.data import manifest, synthetic
 from pipeline.data.counts import read_counts_file
 from pipeline.data.images import IMAGE_SUFFIXES, cifar_dataset
 from pipeline.data.imported import read_features_file
+from pipeline.data.inat import inat2018_rows
 from pipeline.data.sources import source_path
 from pipeline.data.splits import carve_val
 
@@ -53,6 +54,8 @@ class DatasetSpec:
     frequencies: list[int] | None = None       # (C,) real training frequencies, when a file gives them
     frequencies_source: str = "train split"
     provenance: dict = field(default_factory=dict)  # classes.json fields naming where imported features come from
+    taxonomy: list[str] | None = None          # (C,) 'kingdom > ... > genus' shown to the LLM (inat2018)
+    notes: list[str] = field(default_factory=list)  # what prepare prints besides the counts (classes without val)
 
     def train_counts(self) -> list[int]:
         """Training images per class in the train split."""
@@ -73,7 +76,8 @@ def lt_counts(n_max: int, num_classes: int, imbalance_factor: float) -> list[int
 def build_dataset(params: DatasetParams) -> DatasetSpec:
     """Class names and manifest rows for `params.name`."""
     builders = {"synthetic-lt": _synthetic, "cifar10-lt": _cifar, "cifar100-lt": _cifar,
-                "imagenet-lt": _imagenet_lt, "places-lt": _places_lt, "folder": _folder, "features": _features}
+                "imagenet-lt": _imagenet_lt, "places-lt": _places_lt, "folder": _folder, "features": _features,
+                "inat2018": _inat2018}
     spec = builders[params.name](params)
     check_classes(spec)
     if params.train_counts_file:
@@ -175,6 +179,15 @@ def _places_lt(params: DatasetParams) -> DatasetSpec:
     splits = {"train": train_list or DATA_DIR / "splits" / "Places_LT_train.txt",
               "val": DATA_DIR / "splits" / "Places_LT_val.txt", "test": DATA_DIR / "splits" / "Places_LT_test.txt"}
     return DatasetSpec(names, _split_rows(splits, Path(params.root)))
+
+
+def _inat2018(params: DatasetParams) -> DatasetSpec:
+    """pipeline/data/inat.py: val2018 as test, val drawn from train2018, groups by the official train counts."""
+    rows, names, taxonomy, counts, no_val = inat2018_rows(Path(params.root), params.val_per_class, params.seed)
+    shown = ", ".join(no_val[:10]) + (f" and {len(no_val) - 10} more" if len(no_val) > 10 else "")
+    notes = [f"{len(no_val)} class(es) too small to give {params.val_per_class} val image(s): {shown}"] * bool(no_val)
+    return DatasetSpec(names, rows, frequencies=counts, frequencies_source="train2018.json (before the val split)",
+                       taxonomy=taxonomy, notes=notes)
 
 
 def _folder(params: DatasetParams) -> DatasetSpec:

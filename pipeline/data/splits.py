@@ -9,6 +9,7 @@
 |                         | out (`cifar_lt_rows` in datasets.py; the head class, which would use all its  |
 |                         | images, keeps len - val_per_class: 490 of 500 on CIFAR-100 with 10)           |
 | imagenet-lt, places-lt  | the official val split files (20 per class)                                   |
+| inat2018                | val_per_class from each class with >= 5 x as many train2018 images (inat.py)  |
 | folder, features        | the val images given (split file / the file's val split), else `carve_val`    |
 
 `carve_val` moves the same number of training images of every class to val: v = min(val_per_class, n_min // 2),

@@ -7,7 +7,7 @@
 Runs are the commit `dvc exp show` lists (HEAD) and its experiments that hold an evaluation (artifacts/metrics/
 metrics.json); the workspace row is left out (it repeats HEAD or an applied experiment). Two runs with the same
 params, the seed included, are one run (DVC reruns are deterministic on a CPU): counting both would shrink the std.
-The `runtime` section is ignored when grouping (speed only: no stage declares it). std is the sample std (n - 1).
+The `runtime` and `plan` sections are ignored when grouping (no stage declares them). std is the sample std (n - 1).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pipeline.evaluation.report import COLUMNS, LABELS
 
 METRICS_FILE = "artifacts/metrics/metrics.json"
-IGNORED_SECTIONS = ("runtime",)
+IGNORED_SECTIONS = ("runtime", "plan")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The semantic library: V = len(dimensions) x per_dimension descriptions per class, from one of three backends.
 
-    records, summary = build_library(class_names, contrasts, llm_params, library_params)
+    records, summary = build_library(class_names, contrasts, llm_params, library_params)   # taxonomy=[...] (inat)
     check_fallbacks(summary, llm_params, library_params)     # UserError above library.max_fallback_fraction
     print(format_summary(summary))
 
@@ -34,6 +34,17 @@ def offline_records(class_names: list[str], maker: RecordMaker, progress: bool) 
     return [record for i, name in enumerate(class_names) for record in maker.offline(i, name)], {}
 
 
+def record_maker(class_names: list[str], contrasts: list[str | None], llm: LLMParams, lib: LibraryParams,
+                 taxonomy: list[str] | None = None) -> RecordMaker:
+    """The RecordMaker of a run (shared with `mdpr plan`, which renders the same requests without sending them); a
+    contrast class equal to the class's own name counts as none."""
+    if len(contrasts) != len(class_names):
+        raise ValueError(f"{len(contrasts)} contrasts for {len(class_names)} classes")
+    contrasts = [None if c is None or normalise_name(c) == normalise_name(n) else c
+                 for n, c in zip(class_names, contrasts)]
+    return RecordMaker(llm, lib, contrasts, taxonomy)
+
+
 BACKENDS = {"offline": offline_records, "openai": ask_llm, "file": file_records}
 """llm.backend -> the function that writes the records."""
 NO_FALLBACKS = {**asdict(LLMStats()), "reasks": 0, "fallbacks": 0, "fallback_classes": [], "fallback_reasons": {}}
@@ -41,13 +52,10 @@ NO_FALLBACKS = {**asdict(LLMStats()), "reasks": 0, "fallbacks": 0, "fallback_cla
 
 
 def build_library(class_names: list[str], contrasts: list[str | None], llm: LLMParams, lib: LibraryParams,
-                  progress: bool = True) -> tuple[list[dict], dict]:
-    """Library records sorted by (class_index, slot), and a summary of what it took."""
-    if len(contrasts) != len(class_names):
-        raise ValueError(f"{len(contrasts)} contrasts for {len(class_names)} classes")
-    contrasts = [None if c is None or normalise_name(c) == normalise_name(n) else c
-                 for n, c in zip(class_names, contrasts)]
-    maker = RecordMaker(llm, lib, contrasts)
+                  progress: bool = True, taxonomy: list[str] | None = None) -> tuple[list[dict], dict]:
+    """Library records sorted by (class_index, slot), and a summary of what it took; `taxonomy` (one string per
+    class, classes.json) goes into the prompts' [context] section."""
+    maker = record_maker(class_names, contrasts, llm, lib, taxonomy)
     records, extra = BACKENDS[llm.backend](class_names, maker, progress)
     records.sort(key=lambda r: (r["class_index"], r["slot"]))
     summary = {"backend": llm.backend, "classes": len(class_names), "descriptions": len(records),

@@ -3,12 +3,15 @@
     from pipeline.library.prompts import load_template
     template = load_template("differential")
     template.messages("tiger", contrast="tiger cat", k=0, n=1)   # [{"role": "system", ...}, {"role": "user", ...}]
+    template.messages("Abies concolor", None, 0, 1, taxonomy="Plantae > Tracheophyta > ... > Abies")   # + [context]
     template.sha                                                  # sha256 of the whole file -> `prompt_sha`
 
 File format (see prompts/general_appearance.txt): comment lines starting with '#' before the first section, then
-sections `[system]`, `[user]`, optional `[user_without_contrast]` (differential, for a class with no confused class)
-and optional `[variant]` (appended to the user message when library.per_dimension > 1, so each of the n
-descriptions is a different request). Placeholders: {class_name}, {contrast_class}, {k} (1-based), {n}.
+sections `[system]`, `[user]`, optional `[user_without_contrast]` (differential, for a class with no confused class),
+optional `[variant]` (appended to the user message when library.per_dimension > 1, so each of the n
+descriptions is a different request) and optional `[context]` (appended when the dataset gives the class's taxonomy,
+classes.json `taxonomy`: inat2018; other datasets' requests, and so their cached answers, are unchanged).
+Placeholders: {class_name}, {contrast_class}, {k} (1-based), {n}, {taxonomy}.
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ from pipeline.core.paths import SHIPPED
 
 PROMPTS_DIR = SHIPPED / "prompts"
 REQUIRED_SECTIONS = ("system", "user")
-OPTIONAL_SECTIONS = ("user_without_contrast", "variant")
-PLACEHOLDERS = {"class_name", "contrast_class", "k", "n"}
+OPTIONAL_SECTIONS = ("user_without_contrast", "variant", "context")
+PLACEHOLDERS = {"class_name", "contrast_class", "k", "n", "taxonomy"}
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,17 @@ class PromptTemplate:
     sha: str
     sections: dict
 
-    def messages(self, class_name: str, contrast: str | None, k: int, n: int) -> list[dict]:
-        """The chat messages asking for description k (0-based) of n for `class_name`."""
-        fields = {"class_name": class_name, "contrast_class": contrast or "", "k": k + 1, "n": n}
+    def messages(self, class_name: str, contrast: str | None, k: int, n: int,
+                 taxonomy: str | None = None) -> list[dict]:
+        """The chat messages asking for description k (0-based) of n for `class_name` (with its taxonomy, if any)."""
+        fields = {"class_name": class_name, "contrast_class": contrast or "", "k": k + 1, "n": n,
+                  "taxonomy": taxonomy or ""}
         use_contrast = contrast is not None or "user_without_contrast" not in self.sections
         user = self.sections["user" if use_contrast else "user_without_contrast"].format_map(fields)
         if n > 1 and "variant" in self.sections:
             user += "\n" + self.sections["variant"].format_map(fields)
+        if taxonomy and "context" in self.sections:
+            user += "\n" + self.sections["context"].format_map(fields)
         return [{"role": "system", "content": self.sections["system"].format_map(fields)},
                 {"role": "user", "content": user}]
 

@@ -1,6 +1,7 @@
 """One library.jsonl record per description, and the slots of a class (V = len(dimensions) x per_dimension).
 
-    maker = RecordMaker(llm_params, library_params, contrasts)
+    maker = RecordMaker(llm_params, library_params, contrasts)          # taxonomy=[...]: per class (inat2018)
+    maker.messages(class_index, "tiger", slot=0)  # the chat messages that ask for one description
     maker.make(class_index, "tiger", slot=0, text="orange fur with black stripes", source="llm")
     maker.offline(class_index, "tiger")           # all V deterministic offline records of one class
 
@@ -18,11 +19,19 @@ from pipeline.library.prompts import load_template
 class RecordMaker:
     """Builds records for one run (knows the params, the contrasts and the template shas)."""
 
-    def __init__(self, llm: LLMParams, lib: LibraryParams, contrasts: list[str | None]):
-        self.llm, self.lib, self.contrasts = llm, lib, contrasts
+    def __init__(self, llm: LLMParams, lib: LibraryParams, contrasts: list[str | None],
+                 taxonomy: list[str] | None = None):
+        self.llm, self.lib, self.contrasts, self.taxonomy = llm, lib, contrasts, taxonomy
         self.templates = {dimension: load_template(dimension) for dimension in lib.dimensions}
         self.slots = [(position * lib.per_dimension + k, dimension, k)
                       for position, dimension in enumerate(lib.dimensions) for k in range(lib.per_dimension)]
+
+    def messages(self, class_index: int, class_name: str, slot: int) -> list[dict]:
+        """The first request for one (class, slot): what `mdpr library` sends and `mdpr plan` counts."""
+        _, dimension, k = self.slots[slot]
+        taxonomy = self.taxonomy[class_index] if self.taxonomy else None
+        return self.templates[dimension].messages(class_name, self.contrasts[class_index], k, self.lib.per_dimension,
+                                                  taxonomy)
 
     def make(self, class_index: int, class_name: str, slot: int, text: str, source: str,
              tokens_in: int = 0, tokens_out: int = 0) -> dict:
