@@ -8,8 +8,8 @@ B = 128 images, V = 5 descriptions, d = 512, 8 heads (the defaults of `train` an
 (as in training), the library frozen. The reference runs the Router's own nn.MultiheadAttention on B*C repeated
 sequences, with the same weights (fewer steps at large C: one step there takes tens of seconds and ~9 GB at
 C = 1000; above C = 1000 it is skipped, since it would need ~8 x that). Peak memory per C: on a CPU the process's
-peak RSS after that C's steps (C in increasing order, so the reading is that C's own peak); on CUDA the peak
-allocated by torch during that C's steps.
+peak RSS after that C's steps (every C's steps run first, in increasing C, and the references after them, so the
+reading is that C's own peak); on CUDA the peak allocated by torch during that C's steps.
 
 Achieved GFLOPS = the matmul FLOPs the project's formulation must do per step (`step_flops`, counted from the
 shapes: 2 x multiply-adds of every matrix product in the forward and the hand-written backward; elementwise work,
@@ -80,6 +80,22 @@ def _probe(first: torch.Tensor, second: torch.Tensor, count: int) -> float:
     return time.perf_counter() - start
 
 
+def _measure(router, image, probe_a, probe_b, classes: int, reps: int, device: str):
+    """The project's router at C = classes: (library, step seconds, probe seconds, last sim, peak memory MB)."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    library = F.normalize(torch.randn(classes, VIEWS, DIM, device=device), dim=-1)
+    fast = lambda f: router(f, library)[0]  # noqa: E731
+    probe_count = max(1, round(step_flops(BATCH, classes, VIEWS, DIM, HEADS) / (2.0 * PROBE ** 3)))
+    _step(fast, router, image), _probe(probe_a, probe_b, 1)  # warm-up
+    steps, probes = [], []
+    for _ in range(reps):  # router steps and probes interleaved
+        seconds, fast_sim = _step(fast, router, image)
+        steps.append(seconds)
+        probes.append(_probe(probe_a, probe_b, probe_count))
+    return library, steps, probes, fast_sim, _peak_mb(device)
+
+
 def _peak_mb(device: str) -> float:
     """Peak memory so far: torch's CUDA allocations since the last reset, or this process's peak RSS."""
     if device.startswith("cuda"):
@@ -101,23 +117,14 @@ def main() -> None:
     image = F.normalize(torch.randn(BATCH, DIM, device=args.device), dim=-1)
     probe_a, probe_b = (torch.randn(PROBE, PROBE, device=args.device) for _ in range(2))
     print(f"B={BATCH} V={VIEWS} d={DIM} heads={HEADS} device={args.device} threads={torch.get_num_threads()}")
+    measured = {}
+    for classes in sorted(args.classes):  # every C's own steps first: the references below would raise the peak
+        measured[classes] = _measure(router, image, probe_a, probe_b, classes, args.reps, args.device)
     summary = ""
-    for classes in sorted(args.classes):
-        if args.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        library = F.normalize(torch.randn(classes, VIEWS, DIM, device=args.device), dim=-1)
-        fast = lambda f, library=library: router(f, library)[0]  # noqa: E731
+    for classes, (library, steps, probes, fast_sim, peak_mb) in measured.items():
         naive = lambda f, library=library: naive_router(router.attn, f, library)[0]  # noqa: E731
         flops = step_flops(BATCH, classes, VIEWS, DIM, HEADS)
-        probe_count = max(1, round(flops / (2.0 * PROBE ** 3)))
-        probe_flops = probe_count * 2.0 * PROBE ** 3
-        _step(fast, router, image), _probe(probe_a, probe_b, 1)  # warm-up
-        steps, probes = [], []
-        for _ in range(args.reps):  # router steps and probes interleaved
-            seconds, fast_sim = _step(fast, router, image)
-            steps.append(seconds)
-            probes.append(_probe(probe_a, probe_b, probe_count))
-        peak_mb = _peak_mb(args.device)
+        probe_flops = max(1, round(flops / (2.0 * PROBE ** 3))) * 2.0 * PROBE ** 3
         naive_reps = 3 if classes <= 100 else 2 if classes <= 365 else 1 if classes <= NAIVE_MAX_CLASSES else 0
         naive_times = []
         for _ in range(naive_reps):
