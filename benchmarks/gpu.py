@@ -8,9 +8,10 @@ machine without CUDA it says so and exits 0 without measuring. Measures, on cuda
    content, 320-500 px a side, made first in a temporary folder) through ViT-B-16 (random init, no download) at
    224 px in bf16: JPEGs decoded by PIL in DataLoader workers (`embed.decode: cpu`) vs decoded by
    torchvision.io.decode_jpeg on the device (`embed.decode: gpu`); plus the bare encoder on preprocessed tensors;
-2. train step: ms per step of the MDPR head at C = 1000, V = 5, d = 512, batch 128 (forward, loss, backward,
-   AdamW), float32 vs bf16 autocast (what `mdpr train` uses on CUDA);
-3. evaluate: images/s of `predict_methods` (every method) on 50,000 cached test features at C = 1000;
+2. train step: ms per step of the MDPR head at C = 1000 and at C = 8,142 (iNaturalist 2018), V = 5, d = 512,
+   batch 128 (forward, loss, backward, AdamW), float32 vs bf16 autocast (what `mdpr train` uses on CUDA);
+3. evaluate: images/s and peak CUDA memory of `predict_methods` (every method) on 50,000 cached test features at
+   C = 1000 and on 24,426 (iNat 2018's test split) at C = 8,142;
 4. `pytest -m gpu` (the tests that need CUDA): passed/failed counts.
 Writes `gpu_summary.json` and `gpu_summary.md` into --out-dir and prints the markdown.
 """
@@ -44,7 +45,9 @@ def main() -> None:
     print(f"bench-gpu on {summary['gpu']} (torch {summary['torch']}), {args.workers} DataLoader workers", flush=True)
     summary["encode"] = encode_throughput(args.images, args.workers)
     summary["train_step_ms"] = train_step_times()
-    summary["evaluate_images_per_s"] = evaluate_throughput()
+    summary["train_step_ms_8142"] = train_step_times(8142, steps=15)
+    summary["evaluate_images_per_s"], summary["evaluate_peak_mb"] = evaluate_throughput()
+    summary["evaluate_images_per_s_8142"], summary["evaluate_peak_mb_8142"] = evaluate_throughput(8142, 24426)
     summary["pytest_gpu"] = gpu_tests()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "gpu_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -146,8 +149,9 @@ def train_step_times(classes: int = 1000, steps: int = 30, device: str = "cuda")
     return results
 
 
-def evaluate_throughput(classes: int = 1000, images: int = 50000, device: str = "cuda") -> float:
-    """images/s of predict_methods (all methods) on cached test features at C = classes."""
+def evaluate_throughput(classes: int = 1000, images: int = 50000, device: str = "cuda") -> tuple[float, float]:
+    """images/s of predict_methods (all methods) on cached test features at C = classes, and the peak CUDA memory
+    (MB) torch allocated during it."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -165,12 +169,14 @@ def evaluate_throughput(classes: int = 1000, images: int = 50000, device: str = 
     prior = class_log_prior(torch.ones(classes))
     predict_methods(model, feats[:2048], labels[:2048], 0.5, 0.0, prior, 1024, device)  # warm-up
     _sync(device)
+    torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     predict_methods(model, feats, labels, 0.5, 0.0, prior, 1024, device)
     _sync(device)
     rate = round(images / (time.perf_counter() - start), 1)
-    print(f"evaluate at C={classes}: {rate} images/s", flush=True)
-    return rate
+    peak = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    print(f"evaluate at C={classes}: {rate} images/s, peak CUDA memory {peak} MB", flush=True)
+    return rate, peak
 
 
 def gpu_tests() -> dict:
@@ -184,7 +190,7 @@ def gpu_tests() -> dict:
 
 
 def to_markdown(summary: dict) -> str:
-    encode, train = summary["encode"], summary["train_step_ms"]
+    encode, train, large = summary["encode"], summary["train_step_ms"], summary["train_step_ms_8142"]
     return (f"# GPU benchmark ({summary['gpu']}, torch {summary['torch']})\n\n"
             "Command: `make bench-gpu` (benchmarks/gpu.py)\n\n"
             "| measurement | result |\n|---|---|\n"
@@ -195,7 +201,11 @@ def to_markdown(summary: dict) -> str:
             f"| bare encoder on preprocessed tensors | {encode['bare_encoder_images_per_s']} images/s |\n"
             f"| train step, C=1000, batch 128, fp32 | {train['fp32']} ms |\n"
             f"| train step, C=1000, batch 128, bf16 autocast | {train['bf16']} ms |\n"
-            f"| evaluate (all methods), C=1000, 50,000 images | {summary['evaluate_images_per_s']} images/s |\n"
+            f"| train step, C=8142, batch 128, fp32 / bf16 autocast | {large['fp32']} / {large['bf16']} ms |\n"
+            f"| evaluate (all methods), C=1000, 50,000 images | {summary['evaluate_images_per_s']} images/s, peak "
+            f"{summary['evaluate_peak_mb']} MB |\n"
+            f"| evaluate (all methods), C=8142, 24,426 images | {summary['evaluate_images_per_s_8142']} images/s, "
+            f"peak {summary['evaluate_peak_mb_8142']} MB |\n"
             f"| `pytest -m gpu` | {summary['pytest_gpu']['summary']} (exit {summary['pytest_gpu']['exit_status']}) |\n")
 
 
