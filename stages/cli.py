@@ -18,7 +18,7 @@ from importlib import metadata
 import click
 
 from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
-from stages.commands import llm_cache, llm_check, predict, preset, report
+from stages.commands import check, llm_cache, llm_check, predict, preset, report
 from stages.common import in_project, params_option, user_errors
 
 STAGES = (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate)
@@ -94,7 +94,8 @@ def main() -> None:
 
 for _stage in STAGES:
     main.add_command(stage_command(_stage))
-for _command in (report.command, predict.command, preset.command, llm_cache.command, llm_check.command):
+for _command in (report.command, predict.command, preset.command, check.command, llm_cache.command,
+                 llm_check.command):
     main.add_command(_command)
 
 if __name__ == "__main__":
