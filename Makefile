@@ -25,6 +25,7 @@ test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/router.py
 	$(BIN)/python benchmarks/text.py
 	$(BIN)/python benchmarks/eval.py

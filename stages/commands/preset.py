@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import click
 
-from pipeline.config import presets
 from pipeline.core.atomic import write_text
 from pipeline.core.errors import UserError
 from stages.common import params_option, user_errors
@@ -26,6 +25,8 @@ from stages.common import params_option, user_errors
 @user_errors
 def command(name: str | None, params_path: str, list_only: bool) -> None:
     """Merge preset NAME into params.yaml (only the keys it names change); --list shows the presets."""
+    from pipeline.config import presets
+
     if list_only:
         catalogue = presets.available()
         width = max(map(len, catalogue))
