@@ -44,8 +44,13 @@ def dataset_findings(params: DatasetParams, probe: bool = False) -> list[Finding
         found = [_cifar(params, probe)]
     elif params.name == "folder":
         found = [_folder(params)]
-    else:
+    elif params.name == "features":
         found = [_file("features file", params, "features_file", False)]
+    else:  # a dataset kind without its own check yet: its root, at least
+        root = Path(params.root)
+        found = [Finding("dataset root", OK if root.exists() else MISSING,
+                         f"{root} {'exists (its contents are checked by prepare)' if root.exists() else 'not found'}",
+                         f"put the {params.name} files there, or set dataset.root to the folder that holds them")]
     if params.train_counts_file:
         found.append(_file("train counts file", params, "train_counts_file", True))
     return found

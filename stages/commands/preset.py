@@ -53,8 +53,10 @@ def next_steps(params: dict) -> list[str]:
 
     dataset, clip, llm = params["dataset"], params["clip"], params["llm"]
     source = SOURCES.get(dataset["name"])
-    if source is None:
-        data = f"nothing to obtain ({dataset['name']} is generated)"
+    if dataset["name"] == "synthetic-lt":
+        data = "nothing to obtain (synthetic-lt is generated)"
+    elif source is None:
+        data = f"the {dataset['name']} files, under {dataset['root']}"
     elif dataset["name"].startswith("cifar") and dataset["download"]:
         data = (f"prepare downloads {source.obtain} into {dataset['root']} on the first run (needs internet; "
                 f"offline, extract it there yourself: {source.layout})")

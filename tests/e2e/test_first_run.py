@@ -83,3 +83,10 @@ def test_check_lists_every_missing_input_of_imagenet_lt_in_one_run(clone, dvc_se
     [error] = result.stderr.splitlines()
     assert error.startswith("error: mdpr check: ") and "dataset root, train list, CLIP weights" in error
     assert "Errno" not in result.stdout + result.stderr
+
+
+def test_check_passes_on_the_offline_demo_params(clone, dvc_session_env, tmp_path):
+    """The tiny demo params need nothing from outside: every input holds, exit 0 (no network asked: --offline)."""
+    result = offline_run([str(VENV_BIN / "mdpr"), "check", "--offline"], clone, dvc_session_env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "MISSING" not in result.stdout and result.stdout.splitlines()[-1].startswith("mdpr check: all ")

@@ -98,3 +98,12 @@ def test_image_counts_before_prepare():
     cifar = inputs.image_counts(DatasetParams(name="cifar100-lt", imbalance_factor=100.0))
     assert cifar == {"train": 10847, "val": 1000, "test": 10000}  # CIFAR-100-LT IF100's standard 10,847
     assert inputs.image_counts(DatasetParams(name="folder")) is None
+
+
+def test_a_dataset_kind_without_its_own_check_still_has_its_root_checked(tmp_path):
+    params = DatasetParams(root=str(tmp_path / "nowhere"))
+    object.__setattr__(params, "name", "some-new-kind")   # a kind added later (frozen dataclass, no validation)
+    [root] = inputs.dataset_findings(params)
+    assert root.status == MISSING and "not found" in root.detail
+    (tmp_path / "nowhere").mkdir()
+    assert inputs.dataset_findings(params)[0].status == OK
