@@ -23,6 +23,8 @@ import yaml
 
 from tests.helpers.dvc_repo import copy_repo, dvc, dvc_status, git, ran, run, set_identity, set_param
 from tests.helpers.fake_llm import FakeLLM
+from tests.helpers.pages import command_of
+from tests.helpers.pages import commands as page_commands
 from tests.helpers.s3 import LoopbackS3
 from tests.helpers.worlds import REPO, TINY_PARAMS
 
@@ -64,11 +66,6 @@ class Teammate:
     def copy(self, target: Path) -> "Teammate":
         """The same person in a private copy of their clone."""
         return Teammate(copy_repo(self.cwd, target), self.substitutions, self.env)
-
-
-def command_of(line: str) -> str:
-    """A command line without its `# comment`, spaces collapsed ('' for a comment or a blank line)."""
-    return " ".join(re.sub(r"(^|\s)#.*$", "", line).split())
 
 
 @pytest.fixture(scope="module")
@@ -225,13 +222,6 @@ def test_nothing_secret_reaches_the_object_store_or_the_git_host(shared, team, s
     assert services["llm"].url.encode() not in shards[0]  # the answers' keys never cover the server URL
 
 
-def readme_commands() -> list[str]:
-    """Every command line of docs/team-sharing.md (code blocks), comments stripped."""
-    section = (REPO / "docs" / "team-sharing.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    return [command_of(line) for block in blocks for line in block.splitlines() if command_of(line)]
-
-
 def typed_here() -> set[str]:
     """The command lines this module types (string literals passed to `.type(...)`)."""
     tree = ast.parse(Path(__file__).read_text())
@@ -240,8 +230,8 @@ def typed_here() -> set[str]:
             and node.args and isinstance(node.args[0], ast.Constant)}
 
 
-def test_every_command_of_the_readme_section_is_typed_by_these_tests():
-    commands = readme_commands()
+def test_every_command_of_the_page_is_typed_by_these_tests():
+    commands = page_commands("docs/team-sharing.md")
     assert len(commands) >= 20
     missing = [command for command in commands if command not in typed_here()]
     assert not missing, f"docs/team-sharing.md commands no test runs: {missing}"
