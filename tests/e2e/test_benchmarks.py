@@ -17,8 +17,9 @@ SCRIPTS = sorted(path for path in (REPO / "benchmarks").glob("*.py") if not path
 def test_smoke_run_of_every_benchmark_exits_0_and_prints_its_summary(script, tmp_path, monkeypatch, capsys):
     """The script file runs as `__main__` (runpy: its argument parsing, main and exit status) in this process, so
     torch and open_clip load once for all scripts instead of once per script (~8 s each); the children, servers and
-    DVC calls a script starts still run as processes. Needs ~60 s for all scripts on a quiet 2-core machine (lineage
-    starts DVC four times, plots and compare run every stage on two tiny worlds)."""
+    DVC calls a script starts still run as processes, and they dominate: measured 631 s for 11 scripts at a load
+    average of 10-13 on 2 cores (compare 123 s: every stage on two tiny worlds; train 113 s: two children; lineage
+    107 s: DVC started four times; embed 78 s: a child; gpu 74 s; eval 58 s: a child; the rest under 40 s each)."""
     import torch
 
     monkeypatch.chdir(tmp_path)  # anything a script writes beside it lands here
