@@ -29,6 +29,10 @@ PER_CLASS = METRICS_DIR / "per_class.csv"
 PREDICTIONS = METRICS_DIR / "predictions.csv"
 ROUTING = METRICS_DIR / "routing.json"
 PLOTS = METRICS_DIR / "plots"
+CHECKPOINTS = Path("data") / "checkpoints"
+"""Where a local CLIP checkpoint (clip.pretrained) must lie: a DVC dependency of every stage loading the encoder."""
+DESCRIPTORS = Path("data") / "descriptors"
+"""The default library.file: a committed placeholder folder (a DVC dependency cannot be null)."""
 SCRATCH = Path(".cache")
 """Resumable work in progress (embedding chunks), outside every DVC output."""
 

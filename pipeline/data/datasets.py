@@ -34,7 +34,7 @@ from pipeline.data import manifest, synthetic
 from pipeline.data.counts import read_counts_file
 from pipeline.data.images import IMAGE_SUFFIXES, cifar_dataset
 from pipeline.data.imported import read_features_file, space_sample
-from pipeline.data.sources import source_path
+from pipeline.data.sources import root_relative_path, source_path
 from pipeline.data.splits import carve_val
 
 DATA_DIR = SHIPPED / "data"
@@ -195,7 +195,7 @@ def _folder(params: DatasetParams) -> DatasetSpec:
     labels = {d.name: i for i, d in enumerate(class_dirs)}
     names = [d.name.replace("_", " ").strip() for d in class_dirs]
     if params.split_file:
-        split_of = _read_folder_split(root / params.split_file)
+        split_of = _read_folder_split(root_relative_path(params, "split_file"))
         rows = [(split_of.get(path, "train"), path, labels[name]) for name, paths in files.items() for path in paths]
     else:
         rng = np.random.default_rng(params.seed)

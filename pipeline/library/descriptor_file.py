@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 from pipeline.config.library_params import DIMENSIONS, LibraryParams
+from pipeline.core import paths
 from pipeline.core.errors import UserError
 from pipeline.library.descriptions import clean_answer, is_refusal, normalise_name, truncate_to_fit
 from pipeline.library.records import RecordMaker
@@ -68,6 +69,10 @@ def _read_json(path: str | None) -> dict:
     if not path:
         raise UserError("library: llm.backend is file but library.file is not set; set library.file to a JSON "
                         "file {class_name: [descriptions]}.")
+    if Path(path).is_dir():
+        raise UserError(f"library: llm.backend is file but library.file = {path} is a folder (the default is the "
+                        f"placeholder {paths.DESCRIPTORS}); set library.file to a JSON file {{class_name: "
+                        f"[descriptions]}}.")
     if not Path(path).is_file():
         raise UserError(f"library: library.file = {path} not found; fix the path (relative to the project root).")
     try:
