@@ -11,12 +11,8 @@ from pipeline.core.errors import UserError
 from pipeline.features import store
 from pipeline.features.space import Agreement, ZeroShotCheck, check_space, space_agreement, zero_shot_check
 from stages import embed_classes, prepare
+from tests.helpers.spaces import own_class_features, unit_rows, write_import_without_class_features
 from tests.helpers.worlds import write_params
-
-
-def unit_rows(rng, n, d=16):
-    rows = rng.normal(size=(n, d)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def test_same_space_agrees_and_unrelated_spaces_do_not():
@@ -95,13 +91,6 @@ def test_a_sample_decides_only_when_its_interval_lies_on_one_side_of_each_thresh
     assert not Agreement(0.55, 0.55, 64, 1000, 0.1).clear()      # near the thresholds: all classes decide
     assert not Agreement(0.9, 0.6, 64, 1000, 0.05).clear()       # the agreement's interval straddles 50%
     assert Agreement(0.55, 0.55, 20, 20, 0.1).clear()            # every class was compared: nothing left to encode
-
-
-def own_class_features(names, seed: int = 0) -> np.ndarray:
-    """(C, d) class-name embeddings of mdpr-tiny (clip.seed `seed`, simple template): what embed_classes computes."""
-    from pipeline.features.clip import load_encoder
-
-    return load_encoder(ClipParams(templates="simple", seed=seed), "cpu").encode_class_names(list(names), "simple", 64)
 
 
 def _import_many_classes(tmp_path, monkeypatch, class_features) -> list[str]:
@@ -202,34 +191,20 @@ def test_the_margin_is_three_binomial_deviations_above_chance():
     assert ZeroShotCheck(margin + 1e-4, 0.01, 2000).ok and not ZeroShotCheck(margin - 1e-4, 0.01, 2000).ok
 
 
-def _import_without_class_features(tmp_path, monkeypatch, text_seed: int, clip: dict) -> None:
-    """A features import of the TINY world's 6 class names whose image features lie near the class-name embeddings
-    of mdpr-tiny with clip.seed `text_seed` (what CLIP's own image features look like to its text tower)."""
-    names = ["red circle", "blue square", "green triangle", "yellow star", "purple cross", "teal ring"]
-    anchors = own_class_features(names, text_seed)  # (6, d)
-    rng = np.random.default_rng(4)
-    arrays = {}
-    for split, per_class in (("train", 12), ("val", 5), ("test", 5)):
-        labels = np.repeat(np.arange(6), per_class)
-        arrays |= {f"{split}_features": anchors[labels] + 0.6 * unit_rows(rng, len(labels), 64),
-                   f"{split}_labels": labels}
-    np.savez(tmp_path / "feats.npz", class_names=np.array(names), **arrays)
-    monkeypatch.chdir(tmp_path)
-    write_params(tmp_path, {"dataset": {"name": "features", "root": "feats.npz", "features_file": "feats.npz"},
-                            "clip": clip})
-    prepare.run()
-
-
 def test_an_import_without_class_features_passes_when_the_text_encoder_classifies_its_images(
         tmp_path, monkeypatch, capsys):
-    _import_without_class_features(tmp_path, monkeypatch, text_seed=0, clip={})
+    monkeypatch.chdir(tmp_path)
+    write_import_without_class_features(tmp_path, text_seed=0)
+    prepare.run()
     embed_classes.run()
     assert "zero-shot top-1 100.0% on 30 imported image features" in capsys.readouterr().out
     assert store.read_h5(paths.CLASSES_H5)[1]["space_check"].startswith("passed: zero-shot top-1")
 
 
 def test_an_import_without_class_features_is_refused_at_chance_unless_warn(tmp_path, monkeypatch, capsys):
-    _import_without_class_features(tmp_path, monkeypatch, text_seed=1, clip={})  # images of another text space
+    monkeypatch.chdir(tmp_path)
+    write_import_without_class_features(tmp_path, text_seed=1)  # image features of another text space
+    prepare.run()
     with pytest.raises(UserError, match=r"the image features of feats.npz \(no model/pretrained attributes\) and "
                                         r"clip.model: mdpr-tiny, clip.pretrained: none are not one embedding space "
                                         r"\(zero-shot top-1 .* on 30 imported image features, chance .*; needs > "):
