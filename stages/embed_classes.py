@@ -17,7 +17,8 @@ from pipeline.core.errors import UserError
 from pipeline.data import manifest
 from pipeline.features import store
 from pipeline.features.clip import load_encoder
-from pipeline.features.space import NOT_CHECKED, check_space, sample_classes, space_agreement, zero_shot_check
+from pipeline.features.space import check_space, sample_classes, space_agreement, zero_shot_check
+from pipeline.features.space_verdict import NOT_CHECKED
 
 
 def run(params_path: str = "params.yaml") -> None:

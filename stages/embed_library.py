@@ -4,7 +4,7 @@
 
 Writes artifacts/features/library.h5: `features` (C, V, d), `mask` (C, V) (False where a file-imported class has
 fewer descriptions than V), `prior` (C, V) = cosine of each description with its class-name embedding, and
-`dimensions` (V,) slot names; its `space_check` attribute repeats classes.h5's (pipeline/features/space.py).
+`dimensions` (V,) slot names; its `space_check` attribute repeats classes.h5's (pipeline/features/space_verdict.py).
 """
 import sys
 
@@ -16,7 +16,7 @@ from pipeline.core import paths
 from pipeline.data import manifest
 from pipeline.features import store
 from pipeline.features.clip import load_encoder
-from pipeline.features.space import failed_warning
+from pipeline.features.space_verdict import failed_warning
 from pipeline.library.io import read_library
 
 

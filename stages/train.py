@@ -22,7 +22,7 @@ from pipeline.core import paths
 from pipeline.core.atomic import write_json
 from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
-from pipeline.features.space import failed_warning
+from pipeline.features.space_verdict import failed_warning
 from pipeline.model.checkpoint import build_model, save_checkpoint
 from pipeline.model.coop import load_text_encoder
 from pipeline.model.live_metrics import epoch_line, kept_summary, live_metrics

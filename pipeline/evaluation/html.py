@@ -25,7 +25,7 @@ from pipeline.core import paths
 from pipeline.core.errors import UserError
 from pipeline.evaluation.report import COLUMNS, LABELS
 from pipeline.features import store
-from pipeline.features.space import failed_warning
+from pipeline.features.space_verdict import failed_warning
 from pipeline.model.selection import describe_kept
 
 PLOTS = {"accuracy_by_group.png": "Accuracy by class-frequency group (test split)",

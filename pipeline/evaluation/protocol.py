@@ -8,14 +8,14 @@ metrics.json holds, at the top level, each method's test accuracies (`top1`, `to
 `few`; absent groups left out), under `val` the same for the val split (absent when the dataset has none), and under
 `kept` the epoch and the fusion weight and post-hoc tau in use, each with where it came from (`val`, `params`, or
 `last epoch (no val split)`). For imported features, `space_check` holds the verdict of the embedding-space check
-(`passed: ...`, or `failed: ...` for a run made under clip.space_check: warn; pipeline/features/space.py).
+(`passed: ...`, or `failed: ...` for a run made under clip.space_check: warn; pipeline/features/space_verdict.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline.evaluation.methods import METHODS, predict_methods
-from pipeline.features.space import NOT_CHECKED
+from pipeline.features.space_verdict import NOT_CHECKED
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import HeadSide, MDPRModel
 from pipeline.model.metrics import accuracy_report, with_top5

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from pipeline.features.space import failed_warning
+from pipeline.features.space_verdict import failed_warning
 from pipeline.model.selection import describe_kept
 
 COLUMNS = ("top1", "top5", "mean_class", "many", "medium", "few")

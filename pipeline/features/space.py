@@ -31,7 +31,7 @@ noise. `embed_classes` checks every import, in one of two ways:
 
 Below the thresholds the stage refuses with one line naming both models, unless `clip.space_check: warn`: then it
 warns, and the verdict (`failed: ...`) is kept in the classes.h5 and library.h5 attributes, metrics.json's
-`space_check`, and a `warning:` line of train, evaluate, `mdpr report` and the HTML report (`failed_warning`).
+`space_check`, and a `warning:` line of train, evaluate, `mdpr report` and the HTML report (space_verdict.py).
 """
 from __future__ import annotations
 
@@ -54,8 +54,6 @@ Z = 3.0
 """Standard deviations: of the binomial count above chance (zero-shot check); of the sample's estimates (sample)."""
 CHUNK = 1024
 """Classes compared at once (memory holds CHUNK x C cosines)."""
-NOT_CHECKED = "not needed: the image features were encoded by this encoder"
-"""The verdict recorded when the images were not imported."""
 
 
 @dataclass(frozen=True)
@@ -175,11 +173,3 @@ def check_space(result: Agreement | ZeroShotCheck, clip: ClipParams, imported: d
         return f"failed: {result}; {result.requirement} (run anyway under clip.space_check: warn)"
     raise UserError(f"embed_classes: {message}; set clip.model / clip.pretrained to the model that made the file, "
                     f"or clip.space_check: warn to run anyway.")
-
-
-def failed_warning(verdict: str | None, where: str) -> str | None:
-    """The `warning:` line every summary after a failed space check prints (None when it did not fail)."""
-    if not verdict or not verdict.startswith("failed"):
-        return None
-    return (f"warning: {where}: the space check of the imported features FAILED ({verdict.removeprefix('failed: ')}): "
-            f"zero-shot, semantic and MDPR numbers of this run are not meaningful.")
