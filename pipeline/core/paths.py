@@ -33,6 +33,8 @@ CHECKPOINTS = Path("data") / "checkpoints"
 """Where a local CLIP checkpoint (clip.pretrained) must lie: a DVC dependency of every stage loading the encoder."""
 DESCRIPTORS = Path("data") / "descriptors"
 """The default library.file: a committed placeholder folder (a DVC dependency cannot be null)."""
+SHARED_ANSWERS = Path("llm-answers")
+"""The default DVC-tracked folder of shared LLM answers (`mdpr llm-cache`)."""
 SCRATCH = Path(".cache")
 """Resumable work in progress (embedding chunks), outside every DVC output."""
 

@@ -151,9 +151,10 @@ def test_runtime_batch_size_changes_features_only_by_float_rounding(project, bui
 
 def test_a_damaged_output_is_restored_from_the_cache_without_rerunning(project):
     """A prepared file cut on disk: `dvc repro` sees the damaged output and restores it from the DVC cache; nothing
-    reruns. (The README no longer asks for `dvc repro -f -s library` after editing a descriptor file: the file is a
+    reruns. (The docs no longer ask for `dvc repro -f -s library` after editing a descriptor file: the file is a
     dependency, test_editing_the_descriptor_file_reruns_library_and_the_run_cache_never_restores_old_text.)"""
-    assert "dvc repro -f -s library" not in (REPO / "README.md").read_text()
+    for page in ("README.md", *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md")))):
+        assert "dvc repro -f -s library" not in (REPO / page).read_text(), page
     classes = project / "artifacts/data/classes.json"
     intact = classes.read_text()
     classes.write_text(intact[:200])
