@@ -1,8 +1,8 @@
 """A features import whose text encoder is at chance: refused by the real `mdpr` (exit 2, one line), and under
 `clip.space_check: warn` run to the end with the failed check said by every summary after it.
 
-    .venv/bin/python -m pytest tests/e2e/test_space_check.py -q       # about 40 s on 2 cores (every stage once,
-                                                                       # mdpr started 4 times)
+    .venv/bin/python -m pytest tests/e2e/test_space_check.py -q   # 47 s on 2 cores, 98 s when they were busy:
+                                                                   # every stage once and the real mdpr 3 times
 """
 from __future__ import annotations
 
