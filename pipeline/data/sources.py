@@ -2,6 +2,7 @@
 
     path = source_path(params, "features_file")      # refused unless it lies under dataset.root
     path = source_path(params, "train_counts_file", shipped=True)   # ... or under data/splits/
+    path = root_relative_path(params, "split_file")  # dataset.root / split_file, refused if it leads out of the root
 
 dvc.yaml declares `${dataset.root}` (interpolated from params.yaml) as a dependency of `prepare` and `embed_images`,
 next to the shipped `data/classnames` and `data/splits`. DVC hashes those paths itself (its state database keeps
@@ -40,6 +41,15 @@ def source_path(params: DatasetParams, key: str, shipped: bool = False) -> Path:
                         f"not see it change; move the file under {where}, or set dataset.root to the folder that "
                         f"holds it.")
     return Path(value)
+
+
+def root_relative_path(params: DatasetParams, key: str) -> Path:
+    """dataset.<key>, a path relative to dataset.root (dataset.split_file), refused when it leads out of the root."""
+    path = Path(params.root) / getattr(params, key)
+    if Path(params.root).resolve() not in path.resolve().parents:
+        raise UserError(f"dataset.{key} = {getattr(params, key)} leads out of dataset.root = {params.root}, so DVC "
+                        f"would not see it change; keep the file under dataset.root (the path is relative to it).")
+    return path
 
 
 @dataclass(frozen=True)

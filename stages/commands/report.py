@@ -52,7 +52,7 @@ def command(metrics_path: str, html_path: str | None, experiments: bool, split: 
     path = Path(metrics_path)
     if not path.is_file():
         raise UserError(f"{path} not found; run `mdpr evaluate` (or `dvc repro`) first.")
-    click.echo(format_report(json.loads(path.read_text())))
+    click.echo(format_report(json.loads(path.read_text()), "report"))
 
 
 def exp_show() -> list[dict]:
