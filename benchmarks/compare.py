@@ -1,7 +1,7 @@
 """Project defaults vs the official code's choices (`mdpr preset reference`), and every differing choice one at a
 time: MDPR (fused) accuracy on val and test, mean ± std over training seeds, on two worlds of cached features.
 
-    .venv/bin/python benchmarks/compare.py [--seeds 0 1 2] [--worlds synthetic features] [--json out.json]
+    .venv/bin/python benchmarks/compare.py [--seeds 0 1 2] [--worlds synthetic features] [--json out.json] [--smoke]
 
 Worlds (built once per run in a temporary folder with the real stages, then `train` and `evaluate` run in-process
 for every variant and seed: the code path of `dvc repro`):
@@ -16,6 +16,8 @@ for every variant and seed: the code path of `dvc repro`):
 Variants: `project defaults` (params.yaml), `reference` (the preset), and each key where the two differ, flipped
 from the project default to the official value alone (lr_schedule with lr_min; keys of switched-off losses skipped).
 The seed is train.seed (init, shuffling, dropout); the data stay fixed. std is the sample std (n - 1).
+Last line: `SUMMARY compare: <world>: defaults <val top-1> vs reference <val top-1> (val top-1, %); ...`.
+--smoke: one seed, the first two variants, a 4-class synthetic world and one training epoch (SMOKE_SIZES).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._smoke import parse_args
 from pipeline.config.params import defaults
 from pipeline.config.presets import load_preset
 from pipeline.core import paths
@@ -44,6 +47,10 @@ from tests.helpers.worlds import inside, write_params
 
 GROUPS = ("top1", "many", "medium", "few")
 TOGETHER = {("train", "lr_min"): ("train", "lr_schedule")}   # flipped with the key it belongs to
+SMOKE = {"seeds": [0], "max_variants": 2, "sizes": "smoke"}  # --smoke
+SMOKE_SIZES = {"dataset": {"num_classes": 4, "n_max": 20, "imbalance_factor": 5.0, "val_per_class": 2,
+                           "test_per_class": 3, "image_size": 32}, "train": {"epochs": 1}}
+SIZES: dict = {}  # params layered over the defaults in every world (main: SMOKE_SIZES with --smoke)
 SWITCHES = {"pa_pairs": "lambda_pa", "ka_dim": "lambda_ka", "ka_temperature": "lambda_ka"}  # loss key -> its weight
 
 
@@ -65,10 +72,18 @@ def variants() -> dict[str, dict]:
     return out
 
 
+def sized_defaults() -> dict:
+    """params.yaml's values with SIZES layered over them."""
+    params = defaults()
+    for section, values in SIZES.items():
+        params[section] = {**params[section], **values}
+    return params
+
+
 def build_synthetic(root: Path) -> Path:
     world = root / "synthetic"
     world.mkdir()
-    write_params(world, base=defaults())
+    write_params(world, base=sized_defaults())
     with inside(world):
         for stage in (prepare, embed_images, embed_classes, confusion, library, embed_library):
             stage.run()
@@ -107,7 +122,7 @@ def build_features(root: Path) -> Path:
     world.mkdir()
     arrays, descriptions = clip_like_features()
     np.savez(world / "feats.npz", **arrays)
-    write_params(world, {"dataset": FEATURES_DATASET, "clip": FEATURES_CLIP}, base=defaults())
+    write_params(world, {"dataset": FEATURES_DATASET, "clip": FEATURES_CLIP}, base=sized_defaults())
     with inside(world):
         for stage in (prepare, embed_images, embed_classes, confusion, library, embed_library):
             stage.run()
@@ -121,8 +136,10 @@ def build_features(root: Path) -> Path:
 def run_variant(world: Path, overrides: dict, seed: int) -> dict:
     """metrics.json after train + evaluate with `overrides` and train.seed = seed."""
     params = json.loads(json.dumps(overrides))
+    for section, values in SIZES.items():  # sizes win over a preset's (e.g. the reference's train.epochs)
+        params.setdefault(section, {}).update(values)
     params.setdefault("train", {})["seed"] = seed
-    base = json.loads(json.dumps(defaults()))
+    base = json.loads(json.dumps(sized_defaults()))
     if (world / "feats.npz").exists():
         base["dataset"].update(FEATURES_DATASET)
         base["clip"].update(FEATURES_CLIP)
@@ -155,7 +172,10 @@ def main() -> None:
     parser.add_argument("--worlds", nargs="+", default=["synthetic", "features"], choices=["synthetic", "features"])
     parser.add_argument("--json", type=Path, help="also write every run's metrics here")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = parser.parse_args()
+    parser.add_argument("--max-variants", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", choices=["smoke"], help=argparse.SUPPRESS)
+    args = parse_args(parser, SMOKE)
+    SIZES.update(SMOKE_SIZES if args.sizes == "smoke" else {})
     torch.set_num_threads(args.threads)  # tiny models: more threads only oversubscribe a shared machine
     builders = {"synthetic": build_synthetic, "features": build_features}
     everything, root = {}, Path(tempfile.mkdtemp(prefix="mdpr-compare-"))
@@ -163,8 +183,9 @@ def main() -> None:
         for name in args.worlds:
             start = time.perf_counter()
             world = builders[name](root)
-            results = {variant: [] for variant in variants()}
-            for variant, overrides in variants().items():
+            chosen = dict(list(variants().items())[:args.max_variants])
+            results = {variant: [] for variant in chosen}
+            for variant, overrides in chosen.items():
                 for seed in args.seeds:
                     metrics = run_variant(world, overrides, seed)
                     results[variant].append({"val": metrics["val"], "test": {m: metrics[m] for m in ("mdpr", "base")},
@@ -176,6 +197,10 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(everything, indent=1))
+    val_top1 = lambda runs: summary([run["val"]["mdpr"]["top1"] for run in runs])  # noqa: E731
+    print("SUMMARY compare: " + "; ".join(f"{world}: defaults {val_top1(results['project defaults'])} vs reference "
+                                         f"{val_top1(results['reference'])}" for world, results in everything.items())
+          + " (val top-1, %)")
 
 
 if __name__ == "__main__":

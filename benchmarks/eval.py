@@ -1,6 +1,6 @@
 """`mdpr evaluate` at C = 1000 and C = 8,142: peak memory and images/s for 5,000 to 50,000 test images.
 
-    .venv/bin/python benchmarks/eval.py [--classes 1000] [--sizes 5000 50000] [--code PATH] [--device cpu]
+    .venv/bin/python benchmarks/eval.py [--classes 1000] [--sizes 5000 50000] [--code PATH] [--device cpu] [--smoke]
     .venv/bin/python benchmarks/eval.py --classes 1000 8142 --sizes 24426     # iNaturalist 2018's test split
 
 Writes a project directory with the caches an ImageNet-LT (or iNaturalist 2018) run would have (C classes, V = 5
@@ -28,7 +28,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks._smoke import parse_args
+
 VIEWS, DIM = 5, 512
+SMOKE = {"classes": 8, "sizes": [16], "device": "cpu"}  # --smoke: one child
 
 CHILD = """
 import json, os, resource, sys, time
@@ -118,7 +121,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose evaluate stage runs")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
     print(f"evaluate stage of {args.code}: C={args.classes}, V={VIEWS}, d={DIM}, device {args.device}, "
           "runtime.batch_size 64")
     results = {}

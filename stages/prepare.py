@@ -5,9 +5,10 @@
 Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, the train counts in use
 and their source, many/medium/few groups under the dataset.many_above / few_below thresholds, class-list hash), for
 synthetic-lt the generated PNGs under artifacts/data/images/, and for an imported features file with class text
-features, artifacts/data/class_features.npy; for inat2018, each class's taxonomy (classes.json `taxonomy`, shown to
-the LLM). Prints the split sizes, where the train counts come from, the group sizes and the dataset's notes (iNat
-classes too small to give val images).
+features, artifacts/data/class_features.npy (without them, artifacts/data/space_sample.npz: imported image features
+on which embed_classes checks this encoder's zero-shot accuracy, pipeline/features/space.py); for inat2018, each
+class's taxonomy (classes.json `taxonomy`, shown to the LLM). Prints the split sizes, where the train counts come
+from, the group sizes and the dataset's notes (iNat classes too small to give val images).
 """
 import shutil
 
@@ -19,10 +20,12 @@ from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.data import manifest, synthetic
 from pipeline.data.datasets import build_dataset
+from pipeline.data.inputs import require_dataset
 
 
 def run(params_path: str = "params.yaml") -> None:
     params = load_params(params_path, DatasetParams)
+    require_dataset(params)  # every missing input named at once, before anything is read
     spec = build_dataset(params)
     images = paths.SYNTHETIC_IMAGES
     if images.exists():
@@ -37,6 +40,11 @@ def run(params_path: str = "params.yaml") -> None:
         with atomic_path(paths.IMPORTED_CLASS_FEATURES) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, spec.class_features.astype(np.float32))
+    paths.SPACE_SAMPLE.unlink(missing_ok=True)
+    if spec.space_sample is not None:  # an import without class features: embed_classes checks zero-shot on it
+        with atomic_path(paths.SPACE_SAMPLE) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **spec.space_sample)
     manifest.write_manifest(paths.MANIFEST, spec.rows)
     counts, source = spec.counts_in_use()
     extra = {**spec.provenance, **({"taxonomy": spec.taxonomy} if spec.taxonomy else {})}

@@ -29,6 +29,7 @@ class Features:
     dimensions: list[str]             # (V,)
     hashes: dict[str, str]            # file name -> sha256, recorded in the checkpoint
     image_attrs: dict
+    space_check: str = ""             # classes.h5's verdict on an import's embedding space (features/space.py)
 
     def train_inputs(self) -> np.ndarray:
         """Training features (N, d), or (N, 1 + A, d) with the A cached augmented views (one is drawn per epoch)."""
@@ -61,11 +62,12 @@ def load_features(with_images: bool = True, splits: tuple[str, ...] | None = Non
         store.check_attrs(paths.IMAGES_H5, image_attrs, expect)
         images = {"train": {}, "test": {}}
     same_encoder = {**expect, "model": image_attrs["model"], "pretrained": image_attrs["pretrained"]}
-    text, _ = store.read_h5(paths.CLASSES_H5, same_encoder)
+    text, text_attrs = store.read_h5(paths.CLASSES_H5, same_encoder)
     library, _ = store.read_h5(paths.LIBRARY_H5, same_encoder)
     if "train" not in images or "test" not in images:
         raise UserError(f"{paths.IMAGES_H5} lacks a train or test split; rerun `mdpr prepare` and `mdpr embed-images`.")
     groups = {name: group for name, group in images.items() if name and (splits is None or name in splits)}
     hashes = {p.name: file_sha256(p) for p in (paths.IMAGES_H5, paths.CLASSES_H5, paths.LIBRARY_H5)}
     return Features(classes, groups, text[""]["features"], library[""]["features"], library[""]["mask"],
-                    library[""]["prior"], list(library[""]["dimensions"]), hashes, image_attrs)
+                    library[""]["prior"], list(library[""]["dimensions"]), hashes, image_attrs,
+                    text_attrs.get("space_check", ""))
