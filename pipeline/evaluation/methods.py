@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from pipeline.core.progress import progress_bar
+from pipeline.model import router
 from pipeline.model.inference import infer
 from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
 from pipeline.model.metrics import per_class_accuracy
-from pipeline.model.router import SIDE_CHUNK
 
 METHODS = ("zero_shot", "zero_shot_library", "base", "semantic", "mdpr")
 BRANCH_OF = {"zero_shot": "zero_shot", "zero_shot_library": "zero_shot_library", "base": "base", "semantic": "sem"}
@@ -36,8 +36,8 @@ def predict_methods(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, fus
     whether the true class is among the 5 highest logits (N,) bool; `progress`: a bar on stderr when it takes more
     than a few seconds; `side`: model.class_side(router=False), made once by a caller that scores several splits.
 
-    Classes are scored in chunks of SIDE_CHUNK (model.side_chunks), every image per chunk, keeping per image and
-    method only the best class so far and the 5 highest logits: no (N, C) logits and no whole router class side are
+    Classes are scored in chunks of router.SIDE_CHUNK (model.side_chunks), every image per chunk, keeping per image
+    and method only the best class so far and the 5 highest logits: no (N, C) logits and no whole router class side are
     ever held (at C = 8,142 those would be 795 MB per method and 219 MB). Ties keep the lowest class index, as argmax.
     """
     if side is None:
@@ -47,7 +47,7 @@ def predict_methods(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, fus
     best = {method: RunningBest(len(labels)) for method in METHODS}
     routing = np.empty((len(labels), model.library_mask.shape[1]), np.float32)
     log_prior = log_prior.to(device)
-    chunks = -(-len(side.class_weights) // SIDE_CHUNK)
+    chunks = -(-len(side.class_weights) // router.SIDE_CHUNK)
     with progress_bar(len(labels) * chunks, "score", "img", progress) as bar:
         for start, stop, part in model.side_chunks(side):
             for rows, outputs in infer(model, feats, batch_size, device, zero_shot=True, side=part):

@@ -27,7 +27,8 @@ class RecordMaker:
                       for position, dimension in enumerate(lib.dimensions) for k in range(lib.per_dimension)]
 
     def messages(self, class_index: int, class_name: str, slot: int) -> list[dict]:
-        """The first request for one (class, slot): what `mdpr library` sends and `mdpr plan` counts."""
+        """The chat messages asking for one slot's description (its dimension's template, description k of n, the
+        class's taxonomy when given): the first request `mdpr library` sends and `mdpr plan` counts."""
         _, dimension, k = self.slots[slot]
         taxonomy = self.taxonomy[class_index] if self.taxonomy else None
         return self.templates[dimension].messages(class_name, self.contrasts[class_index], k, self.lib.per_dimension,
@@ -44,11 +45,6 @@ class RecordMaker:
                 "prompt_sha": None if source == "file" else self.templates[dimension].sha,
                 "tokens_in": tokens_in, "tokens_out": tokens_out,
                 "clip_tokens": count_clip_tokens(clip_text(class_name, text))}
-
-    def messages(self, class_index: int, class_name: str, slot: int) -> list[dict]:
-        """The chat messages asking for one slot's description (its dimension's template, description k of n)."""
-        _, dimension, k = self.slots[slot]
-        return self.templates[dimension].messages(class_name, self.contrasts[class_index], k, self.lib.per_dimension)
 
     def offline_text(self, class_index: int, class_name: str, slot: int) -> str:
         """The deterministic stand-in text of one slot."""

@@ -27,7 +27,8 @@ from torch import nn
 
 from pipeline.config.model_params import ModelParams
 from pipeline.core.errors import UserError
-from pipeline.model.router import SIDE_CHUNK, ClassSide, Router
+from pipeline.model import router as router_module
+from pipeline.model.router import ClassSide, Router
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -137,13 +138,17 @@ class MDPRModel(nn.Module):
             return HeadSide(self.scale(), self.class_weights(), sides, self.class_feats.float(),
                             self.description_means())
 
-    def side_chunks(self, side: HeadSide, chunk: int = SIDE_CHUNK) -> Iterator[tuple[int, int, HeadSide]]:
-        """(start, stop, the side of classes start..stop-1) per chunk of `chunk` classes, the router's part made
-        when its chunk comes (unless `side` holds it): scoring one chunk at a time, memory stays flat in C."""
+    def side_chunks(self, side: HeadSide) -> Iterator[tuple[int, int, HeadSide]]:
+        """(start, stop, the side of classes start..stop-1) per chunk of router.SIDE_CHUNK classes, the router's
+        part made when its chunk comes (unless `side` holds it): scoring one chunk at a time, memory stays flat in C."""
+        chunk, classes = router_module.SIDE_CHUNK, len(side.class_weights)
+        starts = range(0, classes, chunk)
+        sizes = [min(chunk, classes - start) for start in starts]
+        held = side.router is not None and [len(part.gram) for part in side.router] == sizes
         with torch.no_grad():
-            for index, start in enumerate(range(0, len(side.class_weights), chunk)):
-                stop = min(start + chunk, len(side.class_weights))
-                router = [side.router[index]] if side.router is not None and chunk == SIDE_CHUNK else \
+            for index, start in enumerate(starts):
+                stop = min(start + chunk, classes)
+                router = [side.router[index]] if held else \
                     self.router.class_sides(self.library()[start:stop], self.library_mask[start:stop], chunk)
                 yield start, stop, HeadSide(side.scale, side.class_weights[start:stop], router,
                                             side.class_feats[start:stop], side.description_means[start:stop])

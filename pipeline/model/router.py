@@ -100,8 +100,10 @@ class Router(nn.Module):
         return ClassSide(keys_values, gram, bias_dot, valid)
 
     def class_sides(self, library_feats: torch.Tensor, mask: torch.Tensor | None = None,
-                    chunk: int = SIDE_CHUNK) -> list[ClassSide]:
-        """`class_side` of consecutive chunks of `chunk` classes, in class order (one chunk when C <= chunk)."""
+                    chunk: int | None = None) -> list[ClassSide]:
+        """`class_side` of consecutive chunks of `chunk` (default SIDE_CHUNK) classes, in class order (one chunk when
+        C <= chunk)."""
+        chunk = chunk or SIDE_CHUNK
         return [self.class_side(library_feats[start:start + chunk], None if mask is None else mask[start:start + chunk])
                 for start in range(0, library_feats.shape[0], chunk)]
 

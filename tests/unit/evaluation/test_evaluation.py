@@ -3,6 +3,7 @@ import itertools
 from dataclasses import asdict
 
 import numpy as np
+import pytest
 import torch
 
 from pipeline.config.model_params import ModelParams
@@ -76,3 +77,37 @@ def test_table_prints_each_number_as_a_percentage_and_dashes_absent_groups():
     assert lines[2].split() == ["zero-shot", "CLIP", "12.35%", "50.00%", "0.00%", "0.00%", "-", "50.00%"]  # METHODS
     assert lines[3].split() == ["MDPR", "(fused)", "50.00%", "75.00%", "25.00%", "100.00%", "-", "12.50%"]
     assert len(lines) == 4
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_scoring_class_by_class_keeps_argmax_ties_and_the_top5(monkeypatch, chunk):
+    """Evaluation scores the classes in chunks (router.SIDE_CHUNK; here 1 and 3 of the 7 classes, as C = 8,142 is
+    in chunks of 1,024): the predictions, top-5 hits and routing equal the hand computation over all classes at once,
+    and a class tied with an earlier one (class 2 is a copy of class 0, same count) loses the tie, as in argmax (and
+    at the 5th place of the top 5)."""
+    from pipeline.model import router
+
+    monkeypatch.setattr(router, "SIDE_CHUNK", chunk)
+    rng = np.random.default_rng(3)
+    class_feats, library = _unit(rng.normal(size=(7, 8))), _unit(rng.normal(size=(7, 3, 8)))
+    class_feats[2], library[2] = class_feats[0], library[0]
+    residual = rng.normal(size=(7, 8)).astype(np.float32)
+    residual[2] = residual[0]
+    feats = np.concatenate([class_feats[:1] + 0.01 * rng.normal(size=(4, 8)), rng.normal(size=(20, 8))]).astype(
+        np.float32)  # 4 images near class 0 (and its copy, class 2), 20 anywhere
+    labels = np.concatenate([[2, 2, 0, 0], rng.integers(0, 7, 20)])
+    counts = [30, 9, 30, 4, 50, 2, 12]
+    params = ModelParams(heads=2, dropout=0.0)
+    model = MDPRModel(torch.from_numpy(class_feats), torch.from_numpy(library), None, params, seed=0)
+    with torch.no_grad():
+        model.residual.copy_(torch.from_numpy(residual))
+    preds, routing, top5 = predict_methods(model, feats, labels, 0.3, 0.7, class_log_prior(counts), batch_size=6)
+    logits, weights = scores_by_hand(feats[:, None], class_feats, library, np.ones((7, 3), bool), model.state_dict(),
+                                     asdict(params), fusion_weight=0.3, posthoc_tau=0.7, train_counts=counts)
+    for method in METHODS:
+        np.testing.assert_array_equal(preds[method], logits[method].argmax(-1), err_msg=method)
+        true = logits[method][np.arange(24), labels][:, None]
+        ranks = (logits[method] > true).sum(-1) + ((logits[method] == true) & (np.arange(7) < labels[:, None])).sum(-1)
+        np.testing.assert_array_equal(top5[method], ranks < 5, err_msg=method)
+    assert (preds["base"][:4] == 0).all()  # the tie between class 0 and its copy goes to the lower index
+    np.testing.assert_allclose(routing, weights[np.arange(24), labels], atol=1e-6)
