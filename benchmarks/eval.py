@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks._smoke import parse_args
 
 VIEWS, DIM = 5, 512
-SMOKE = {"classes": 8, "sizes": [16], "device": "cpu"}  # --smoke: one child
+SMOKE = {"classes": [8], "sizes": [16], "device": "cpu"}  # --smoke: one child
 
 CHILD = """
 import json, os, resource, sys, time
