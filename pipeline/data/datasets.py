@@ -184,9 +184,7 @@ def _places_lt(params: DatasetParams) -> DatasetSpec:
 
 def _inat2018(params: DatasetParams) -> DatasetSpec:
     """pipeline/data/inat.py: val2018 as test, val drawn from train2018, groups by the official train counts."""
-    rows, names, taxonomy, counts, no_val = inat2018_rows(Path(params.root), params.val_per_class, params.seed)
-    shown = ", ".join(no_val[:10]) + (f" and {len(no_val) - 10} more" if len(no_val) > 10 else "")
-    notes = [f"{len(no_val)} class(es) too small to give {params.val_per_class} val image(s): {shown}"] * bool(no_val)
+    rows, names, taxonomy, counts, notes = inat2018_rows(Path(params.root), params.val_per_class, params.seed)
     return DatasetSpec(names, rows, frequencies=counts, frequencies_source="train2018.json (before the val split)",
                        taxonomy=taxonomy, notes=notes)
 

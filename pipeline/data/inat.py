@@ -1,6 +1,6 @@
 """iNaturalist 2018 (8,142 species) from its official COCO-style annotation files under dataset.root.
 
-    rows, names, taxonomy, official_counts, no_val = inat2018_rows(Path("data/inat2018"), val_per_class=2, seed=0)
+    rows, names, taxonomy, official_counts, notes = inat2018_rows(Path("data/inat2018"), val_per_class=2, seed=0)
 
 Files (the dataset's own release, github.com/visipedia/inat_comp, 2018): `train2018.json` and `val2018.json`, each
 {"images": [{"id", "file_name", ...}], "annotations": [{"image_id", "category_id", ...}], "categories": [...]},
@@ -43,8 +43,8 @@ HELP = ("download train2018.json, val2018.json (and categories.json, the un-obfu
 
 
 def inat2018_rows(root: Path, val_per_class: int, seed: int):
-    """(rows in manifest order, class names, taxonomy per class, official train counts, names of the classes
-    without a val image)."""
+    """(rows in manifest order, class names, taxonomy per class, official train counts, notes for prepare's summary:
+    the classes without a val image, named)."""
     splits = {split: _read(root / name) for split, name in FILES.items()}
     categories = _categories(root, splits["train"])
     ids = sorted(categories)
@@ -61,7 +61,9 @@ def inat2018_rows(root: Path, val_per_class: int, seed: int):
     names = [str(categories[i]["name"]).strip() for i in ids]
     taxonomy = [" > ".join(str(categories[i][key]).strip() for key in TAXONOMY) for i in ids]
     no_val = [names[c] for c, n in enumerate(counts) if 0 < n < VAL_SHARE * val_per_class]
-    return rows, names, taxonomy, counts.tolist(), no_val
+    shown = ", ".join(no_val[:10]) + (f" and {len(no_val) - 10} more" if len(no_val) > 10 else "")
+    notes = [f"{len(no_val)} class(es) too small to give {val_per_class} val image(s): {shown}"] * bool(no_val)
+    return rows, names, taxonomy, counts.tolist(), notes
 
 
 def _read(path: Path) -> dict:
