@@ -36,6 +36,22 @@ class ModelParams:
     """identity: the router's value/output projections start at the identity (semantic branch = zero-shot with the
     library); pytorch: nn.MultiheadAttention's own init throughout. Official: pytorch (kept: better on val on average,
     see README)."""
+    router: Literal["attention", "mean"] = "attention"
+    """attention: image-conditioned weights over each class's descriptions (MDPR); mean: the uniform mean over its
+    valid descriptions, the value/output projections kept (the ablation: does routing help?)."""
+    router_qk_init: Literal["identity", "pytorch"] = "identity"
+    """identity: the router's query/key projections start at the identity (logits = scaled per-head dot products of
+    image and description); pytorch: Xavier init (logits near 0, weights near uniform at the start). Official:
+    pytorch (identity kept: better on val, see README)."""
+    router_scale: float = 10.0
+    """Initial inverse temperature t multiplying the attention logits (log-parametrised; clamped at 1000). Official:
+    1, not learned (see README)."""
+    router_scale_learned: bool = True
+    """Learn the inverse temperature t (else it stays router_scale). Official: false, with router_scale 1."""
+    router_keys: Literal["normalised", "raw"] = "normalised"
+    """The router's keys and values: the L2-normalised description embeddings of library.h5, or raw = those times
+    each description's norm before normalisation (library.h5 `norms`), as the official code feeds them. Official:
+    raw (see README)."""
     base: Literal["residual", "coop"] = "residual"
     """Base branch: residual = class-name embeddings + a learnable residual (no text encoder in training); coop =
     learnable context vectors in prompts "[ctx] {class name}." through the frozen CLIP text encoder every step."""
@@ -52,6 +68,7 @@ class ModelParams:
         check(self, "residual_scale", self.residual_scale >= 0, "a number >= 0")
         check(self, "adapter_ratio", 0 <= self.adapter_ratio <= 1, "a number in [0, 1]")
         check(self, "logit_scale", 0 < self.logit_scale <= 100, "a number in (0, 100]")
+        check(self, "router_scale", 0 < self.router_scale <= 1000, "a number in (0, 1000]")
         check(self, "n_ctx", 1 <= self.n_ctx <= 64, "an integer in [1, 64]")
 
 

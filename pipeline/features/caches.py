@@ -27,6 +27,7 @@ class Features:
     library_mask: np.ndarray          # (C, V)
     library_prior: np.ndarray         # (C, V)
     dimensions: list[str]             # (V,)
+    library_norms: np.ndarray | None  # (C, V) description norms before L2 normalisation (None: library.h5 has none)
     hashes: dict[str, str]            # file name -> sha256, recorded in the checkpoint
     image_attrs: dict
 
@@ -67,4 +68,5 @@ def load_features(with_images: bool = True) -> Features:
     splits = {name: group for name, group in images.items() if name}
     hashes = {p.name: file_sha256(p) for p in (paths.IMAGES_H5, paths.CLASSES_H5, paths.LIBRARY_H5)}
     return Features(classes, splits, text[""]["features"], library[""]["features"], library[""]["mask"],
-                    library[""]["prior"], list(library[""]["dimensions"]), hashes, image_attrs)
+                    library[""]["prior"], list(library[""]["dimensions"]), library[""].get("norms"), hashes,
+                    image_attrs)

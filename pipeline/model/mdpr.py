@@ -46,13 +46,17 @@ class MDPRModel(nn.Module):
 
     Frozen inputs are buffers kept in their given dtype (float16 caches stay float16) and cast per call.
     `library_prior` (C, V) defaults to cos(description, class-name embedding), 0 where masked, as in library.h5.
+    `library_norms` (C, V): each description's norm before L2 normalisation (library.h5 `norms`), required by
+    `params.router_keys == "raw"`, where the router's keys and values are the normalised embeddings times these norms
+    (the official code's raw text features); the zero-shot baselines and the prior always use the normalised ones.
     `seed` (optional) makes the parameter init independent of the global RNG; `router_init` is Router's `init`.
     `prompts` (required for `params.base == "coop"`): a module returning the (C, d) class text features.
     """
 
     def __init__(self, class_feats: torch.Tensor, library_feats: torch.Tensor, library_mask: torch.Tensor | None,
                  params: ModelParams = ModelParams(), library_prior: torch.Tensor | None = None,
-                 seed: int | None = None, router_init: str = "identity", prompts: nn.Module | None = None):
+                 seed: int | None = None, router_init: str = "identity", prompts: nn.Module | None = None,
+                 library_norms: torch.Tensor | None = None):
         super().__init__()
         class_feats, library_feats = torch.as_tensor(class_feats), torch.as_tensor(library_feats)
         classes, views, dim = library_feats.shape
@@ -69,7 +73,13 @@ class MDPRModel(nn.Module):
         if (params.base == "coop") != (prompts is not None):
             raise UserError(f"model: base {params.base!r} takes {'a' if params.base == 'coop' else 'no'} prompt "
                             "learner (pipeline/model/coop.py); build the model with pipeline.model.checkpoint.")
+        if params.router_keys == "raw" and library_norms is None:
+            raise UserError("model.router_keys = raw needs each description's raw norm (library.h5 `norms`), which "
+                            "these library features lack; rerun `mdpr embed-library` or set model.router_keys: "
+                            "normalised.")
         self.params = params
+        norms = torch.ones(classes, views) if library_norms is None else torch.as_tensor(library_norms).float()
+        self.register_buffer("library_norms", norms if params.router_keys == "raw" else torch.ones_like(norms))
         self.register_buffer("class_feats", class_feats)  # (C, d)
         self.register_buffer("library_feats", library_feats)  # (C, V, d)
         self.register_buffer("library_mask", mask)  # (C, V)
@@ -82,7 +92,8 @@ class MDPRModel(nn.Module):
             self.prompts = prompts
             self.logit_scale = nn.Parameter(torch.tensor(math.log(params.logit_scale)))  # log s, as in CLIP
             self.adapter = _adapter(dim) if params.adapter else None
-            self.router = Router(dim, params.heads, params.dropout, router_init)
+            self.router = Router(dim, params.heads, params.dropout, router_init, params.router_qk_init,
+                                 params.router_scale, params.router_scale_learned, params.router)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -114,6 +125,10 @@ class MDPRModel(nn.Module):
     def library(self) -> torch.Tensor:
         return self.library_feats.to(self.dtype)  # (C, V, d)
 
+    def router_library(self) -> torch.Tensor:
+        """The router's keys and values (C, V, d): the library, times the raw norms with router_keys "raw"."""
+        return self.library() * self.library_norms[..., None].to(self.dtype)
+
     def description_means(self, normalise: bool = True) -> torch.Tensor:
         """Each class's mean valid description embedding (C, d), L2-normalised unless `normalise=False`."""
         valid = self.library_mask[..., None].to(self.dtype)  # (C, V, 1)
@@ -122,12 +137,12 @@ class MDPRModel(nn.Module):
 
     def routed(self, feats: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
         """Routed features (P, d) of adapted image features `feats` (P, d) for classes class_idx (P,)."""
-        return self.router.routed(feats, class_idx, self.library(), self.library_mask)
+        return self.router.routed(feats, class_idx, self.router_library(), self.library_mask)
 
     def class_side(self) -> HeadSide:
         """Everything `forward` computes without the images (for frozen weights; no gradients are kept)."""
         with torch.no_grad():
-            router = self.router.class_side(self.library(), self.library_mask)
+            router = self.router.class_side(self.router_library(), self.library_mask)
             return HeadSide(self.scale(), self.class_weights(), router, self.class_feats.float(),
                             self.description_means())
 
@@ -138,7 +153,7 @@ class MDPRModel(nn.Module):
         feats = self.adapt(image_feats)  # (B, d)
         if side is None:
             scale, class_weights = self.scale(), self.class_weights()
-            sim, weights = self.router(feats, self.library(), self.library_mask)  # (B, C), (B, C, V)
+            sim, weights = self.router(feats, self.router_library(), self.library_mask)  # (B, C), (B, C, V)
         else:
             scale, class_weights = side.scale, side.class_weights
             sim, weights = self.router(feats, None, side=side.router)
