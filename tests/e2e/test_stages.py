@@ -57,7 +57,8 @@ def test_every_reported_number_matches_a_hand_computation(trained_world):
     metrics = json.loads((trained_world / paths.METRICS).read_text())
     classes = json.loads((trained_world / paths.CLASSES).read_text())
     present = set(classes["groups"])
-    assert set(metrics) == set(METHODS) | {"val", "kept"} and set(metrics["val"]) == set(METHODS)
+    assert set(metrics) == set(METHODS) | {"val", "kept", "routing"}
+    assert set(metrics["val"]) == set(METHODS) | {"routing"}
     for values in [metrics[m] for m in METHODS] + [metrics["val"][m] for m in METHODS]:
         assert set(values) == {"top1", "top5", "mean_class"} | present
         assert all(0 <= v <= 1 for v in values.values())
