@@ -60,8 +60,8 @@ GROUPS = ("top1", "many", "medium", "few")
 TOGETHER = {("train", "lr_min"): ("train", "lr_schedule"),   # flipped with the key it belongs to
             ("model", "router_scale_learned"): ("model", "router_scale")}
 MEAN = "`model.router: mean`"
-EXTRA = {MEAN: {"model": {"router": "mean"}}, "`model.router_scale: 30`": {"model": {"router_scale": 30.0}},
-         "`model.router_scale: 300`": {"model": {"router_scale": 300.0}}}
+EXTRA = {MEAN: {"model": {"router": "mean"}}, "`model.router_scale: 100`": {"model": {"router_scale": 100.0}},
+         "`model.router_scale: 1000`": {"model": {"router_scale": 1000.0}}}
 """The router's options beyond the official ones: the ablation and other initial attention scales."""
 SWITCHES = {"pa_pairs": "lambda_pa", "ka_dim": "lambda_ka", "ka_temperature": "lambda_ka"}  # loss key -> its weight
 
