@@ -2,12 +2,13 @@
 # make test: lint (ruff) and run the test suite (offline, CPU). Both create .venv and install the project when needed.
 # make bench: the CPU benchmarks (figures in benchmarks/RESULTS.md; tens of minutes on 2 cores).
 # make bench-gpu: the GPU figures in one command (benchmarks/gpu.py, ~8 min on one GPU); without CUDA it says so.
+# make docs: the documentation site (docs/, mkdocs.yml) built offline into site/; open site/index.html.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mdpr-installed
 
-.PHONY: demo test install clean-venv bench bench-gpu
+.PHONY: demo test install clean-venv bench bench-gpu docs
 
 install: $(STAMP)
 
@@ -25,6 +26,7 @@ test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/router.py
 	$(BIN)/python benchmarks/text.py
 	$(BIN)/python benchmarks/eval.py
@@ -34,6 +36,9 @@ bench: $(STAMP)
 
 bench-gpu: $(STAMP)
 	$(BIN)/python benchmarks/gpu.py
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,7 +1,7 @@
 """Project defaults vs the official code's choices (`mdpr preset reference`), and every differing choice one at a
 time: MDPR (fused) accuracy on val and test, mean ± std over training seeds, on two worlds of cached features.
 
-    .venv/bin/python benchmarks/compare.py [--seeds 0 1 2] [--worlds synthetic features] [--json out.json]
+    .venv/bin/python benchmarks/compare.py [--seeds 0 1 2] [--worlds synthetic features] [--json out.json] [--smoke]
 
 Worlds (built once per run in a temporary folder with the real stages, then `train` and `evaluate` run in-process
 for every variant and seed: the code path of `dvc repro`):
@@ -23,6 +23,8 @@ ablation and other initial attention scales. A variant a world cannot run (raw k
 is shown as "-". The seed is train.seed (init, shuffling, dropout); the data stay fixed. std is the sample std
 (n - 1). Beside accuracy: the val routing entropy (H / log V of the true class, 1 = flat), and per world the
 paired difference attention - mean in val top-1 (the defaults against `model.router: mean`, seed by seed).
+Last line: `SUMMARY compare: <world>: defaults <val top-1> vs reference <val top-1> (val top-1, %); ...`.
+--smoke: one seed, the first two variants, a 4-class synthetic world and one training epoch (SMOKE_SIZES).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._smoke import parse_args
 from pipeline.config.params import defaults
 from pipeline.config.presets import load_preset
 from pipeline.core import paths
@@ -63,6 +66,10 @@ MEAN = "`model.router: mean`"
 EXTRA = {MEAN: {"model": {"router": "mean"}}, "`model.router_scale: 100`": {"model": {"router_scale": 100.0}},
          "`model.router_scale: 1000`": {"model": {"router_scale": 1000.0}}}
 """The router's options beyond the official ones: the ablation and other initial attention scales."""
+SMOKE = {"seeds": [0], "max_variants": 2, "sizes": "smoke"}  # --smoke
+SMOKE_SIZES = {"dataset": {"num_classes": 4, "n_max": 20, "imbalance_factor": 5.0, "val_per_class": 2,
+                           "test_per_class": 3, "image_size": 32}, "train": {"epochs": 1}}
+SIZES: dict = {}  # params layered over the defaults in every world (main: SMOKE_SIZES with --smoke)
 SWITCHES = {"pa_pairs": "lambda_pa", "ka_dim": "lambda_ka", "ka_temperature": "lambda_ka"}  # loss key -> its weight
 
 
@@ -84,10 +91,18 @@ def variants() -> dict[str, dict]:
     return {**out, **EXTRA}
 
 
+def sized_defaults() -> dict:
+    """params.yaml's values with SIZES layered over them."""
+    params = defaults()
+    for section, values in SIZES.items():
+        params[section] = {**params[section], **values}
+    return params
+
+
 def build_synthetic(root: Path) -> Path:
     world = root / "synthetic"
     world.mkdir()
-    write_params(world, base=defaults())
+    write_params(world, base=sized_defaults())
     with inside(world):
         for stage in (prepare, embed_images, embed_classes, confusion, library, embed_library):
             stage.run()
@@ -118,20 +133,22 @@ def clip_like_features(classes=50, dim=64, views=5, n_max=300, imbalance=100.0, 
 def build_features(root: Path) -> Path:
     arrays, descriptions = clip_like_features()
     norms = np.random.default_rng(1).uniform(8.0, 12.0, descriptions.shape[:2])  # (C, V) for router_keys: raw
-    return build_import_world(root / "features", arrays, descriptions, norms, base=defaults())
+    return build_import_world(root / "features", arrays, descriptions, norms, base=sized_defaults())
 
 
 def build_routing(root: Path) -> Path:
     arrays, descriptions, norms, _modes = two_mode_world()
-    return build_import_world(root / "routing", arrays, descriptions, norms, base=defaults())
+    return build_import_world(root / "routing", arrays, descriptions, norms, base=sized_defaults())
 
 
 def run_variant(world: Path, overrides: dict, seed: int) -> dict | None:
     """metrics.json after train + evaluate with `overrides` and train.seed = seed; None when the world refuses
     the variant (one line on stderr)."""
     params = json.loads(json.dumps(overrides))
+    for section, values in SIZES.items():  # sizes win over a preset's (e.g. the reference's train.epochs)
+        params.setdefault(section, {}).update(values)
     params.setdefault("train", {})["seed"] = seed
-    base = json.loads(json.dumps(defaults()))
+    base = json.loads(json.dumps(sized_defaults()))
     if (world / "feats.npz").exists():
         base["dataset"].update(FEATURES_DATASET)
         base["clip"].update(FEATURES_CLIP)
@@ -179,14 +196,18 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", help="only these variants (names as in the table)")
     parser.add_argument("--json", type=Path, help="also write every run's metrics here")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = parser.parse_args()
+    parser.add_argument("--max-variants", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", choices=["smoke"], help=argparse.SUPPRESS)
+    args = parse_args(parser, SMOKE)
+    SIZES.update(SMOKE_SIZES if args.sizes == "smoke" else {})
     torch.set_num_threads(args.threads)  # tiny models: more threads only oversubscribe a shared machine
     everything, root = {}, Path(tempfile.mkdtemp(prefix="mdpr-compare-"))
     try:
         for name in args.worlds:
             start = time.perf_counter()
             world = BUILDERS[name](root)
-            chosen = {v: o for v, o in variants().items() if not args.variants or v in args.variants}
+            chosen = {v: o for v, o in list(variants().items())[:args.max_variants]
+                      if not args.variants or v in args.variants}
             results = {variant: [] for variant in chosen}
             for variant, overrides in chosen.items():
                 for seed in args.seeds:
@@ -201,6 +222,10 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(everything, indent=1))
+    val_top1 = lambda runs: summary([run["val"]["mdpr"]["top1"] for run in runs])  # noqa: E731
+    print("SUMMARY compare: " + "; ".join(f"{world}: defaults {val_top1(results['project defaults'])} vs reference "
+                                         f"{val_top1(results['reference'])}" for world, results in everything.items())
+          + " (val top-1, %)")
 
 
 if __name__ == "__main__":

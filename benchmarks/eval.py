@@ -1,6 +1,6 @@
 """`mdpr evaluate` at C = 1000: peak memory and images/s for 5,000 and 50,000 test images.
 
-    .venv/bin/python benchmarks/eval.py [--classes 1000] [--sizes 5000 50000] [--code PATH] [--device cpu]
+    .venv/bin/python benchmarks/eval.py [--classes 1000] [--sizes 5000 50000] [--code PATH] [--device cpu] [--smoke]
 
 Writes a project directory with the caches an ImageNet-LT run would have (C classes, V = 5 descriptions, d = 512,
 random unit features, a long-tailed train split of ~20 images per class, a balanced test split) and an untrained
@@ -26,7 +26,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks._smoke import parse_args
+
 VIEWS, DIM = 5, 512
+SMOKE = {"classes": 8, "sizes": [16], "device": "cpu"}  # --smoke: one child
 
 CHILD = """
 import json, os, resource, sys, time
@@ -116,7 +119,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose evaluate stage runs")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
     print(f"evaluate stage of {args.code}: C={args.classes}, V={VIEWS}, d={DIM}, device {args.device}, "
           "runtime.batch_size 64")
     results = {}

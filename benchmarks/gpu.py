@@ -1,6 +1,6 @@
 """The GPU figures in one command (`make bench-gpu`): image encoding, a training step, evaluation, `pytest -m gpu`.
 
-    python benchmarks/gpu.py [--images 4096] [--workers N] [--out-dir benchmarks]
+    python benchmarks/gpu.py [--images 4096] [--workers N] [--out-dir benchmarks] [--smoke]
 
 Sized to finish within ~8 minutes on one GPU (a lent GPU machine has ~15 minutes of device time in all). On a
 machine without CUDA it says so and exits 0 without measuring. Measures, on cuda:0:
@@ -12,7 +12,11 @@ machine without CUDA it says so and exits 0 without measuring. Measures, on cuda
    AdamW), float32 vs bf16 autocast (what `mdpr train` uses on CUDA);
 3. evaluate: images/s of `predict_methods` (every method) on 50,000 cached test features at C = 1000;
 4. `pytest -m gpu` (the tests that need CUDA): passed/failed counts.
-Writes `gpu_summary.json` and `gpu_summary.md` into --out-dir and prints the markdown.
+Writes `gpu_summary.json` and `gpu_summary.md` into --out-dir and prints the markdown, then a last line
+`SUMMARY gpu: ...`.
+--smoke runs every measuring function on the CPU at tiny sizes (mdpr-tiny; bf16 as on the GPU: a CPU runs it,
+slowly), skips `pytest -m gpu` and writes into a temporary folder unless --out-dir is given: a GPU run's code is
+checked before a GPU is lent.
 """
 from __future__ import annotations
 
@@ -27,30 +31,50 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks._smoke import parse_args
+
+# --smoke: CPU, tiny sizes (train_step_times times the steps after 5 warm-up steps)
+SMOKE = {"device": "cpu", "model": "mdpr-tiny", "images": 8, "workers": 1, "batch_size": 4, "classes": 8, "steps": 6,
+         "eval_images": 64}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4096)
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
-    parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks")
-    args = parser.parse_args()
+    parser.add_argument("--out-dir", type=Path, help="default: benchmarks/ (--smoke: a temporary folder)")
+    parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="ViT-B-16", help=argparse.SUPPRESS)
+    parser.add_argument("--classes", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=30, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=128, help=argparse.SUPPRESS)
+    parser.add_argument("--eval-images", type=int, default=50000, help=argparse.SUPPRESS)
+    args = parse_args(parser, SMOKE)
     import torch
 
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("bench-gpu: no CUDA GPU found on this machine; nothing measured (run it on a machine with one).")
         return
-    summary = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cpu_workers": args.workers}
+    where = torch.cuda.get_device_name(0) if args.device == "cuda" else f"{args.device} (smoke run)"
+    summary = {"gpu": where, "torch": torch.__version__, "cpu_workers": args.workers, "classes": args.classes,
+               "eval_images": args.eval_images}
     print(f"bench-gpu on {summary['gpu']} (torch {summary['torch']}), {args.workers} DataLoader workers", flush=True)
-    summary["encode"] = encode_throughput(args.images, args.workers)
-    summary["train_step_ms"] = train_step_times()
-    summary["evaluate_images_per_s"] = evaluate_throughput()
-    summary["pytest_gpu"] = gpu_tests()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "gpu_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    markdown = to_markdown(summary)
-    (args.out_dir / "gpu_summary.md").write_text(markdown)
+    summary["encode"] = encode_throughput(args.images, args.workers, args.device, args.model, args.batch_size)
+    summary["train_step_ms"] = train_step_times(args.classes, args.steps, args.device)
+    summary["evaluate_images_per_s"] = evaluate_throughput(args.classes, args.eval_images, args.device)
+    summary["pytest_gpu"] = {"exit_status": 0, "summary": "not run (--smoke)"} if args.smoke else gpu_tests()
+    with tempfile.TemporaryDirectory() as scratch:
+        out_dir = args.out_dir or (Path(scratch) if args.smoke else REPO / "benchmarks")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "gpu_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        markdown = to_markdown(summary)
+        (out_dir / "gpu_summary.md").write_text(markdown)
     print(markdown)
+    encode, train = summary["encode"], summary["train_step_ms"]
+    print(f"SUMMARY gpu: encode {encode['decode_cpu_images_per_s']} (CPU decode) / {encode['decode_gpu_images_per_s']} "
+          f"(device decode) / {encode['bare_encoder_images_per_s']} (bare) images/s; train step fp32 {train['fp32']} "
+          f"ms, bf16 {train['bf16']} ms; evaluate {summary['evaluate_images_per_s']} images/s; pytest -m gpu: "
+          f"{summary['pytest_gpu']['summary']}")
 
 
 def _sync(device: str) -> None:
@@ -60,7 +84,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def encode_throughput(count: int, workers: int, device: str = "cuda", model: str = "ViT-B-16") -> dict:
+def encode_throughput(count: int, workers: int, device: str = "cuda", model: str = "ViT-B-16",
+                      batch_size: int = 128) -> dict:
     """images/s of EmbedJob with CPU and GPU JPEG decoding, and of the bare bf16 encoder."""
     import numpy as np
     import torch
@@ -87,9 +112,9 @@ def encode_throughput(count: int, workers: int, device: str = "cuda", model: str
         for decode in ("cpu", "gpu"):
             views = DeviceJpegViews(encoder.preprocess, size, encoder.device, root) if decode == "gpu" else None
             job = EmbedJob(ids[:256], lambda i: Image.open(root / i).convert("RGB"), encoder, transform,
-                           root / f"warm-{decode}", 128, workers, progress=False, decode=views)
+                           root / f"warm-{decode}", batch_size, workers, progress=False, decode=views)
             job.run()  # warm-up: workers, cuDNN/cuBLAS and nvJPEG initialisation
-            job = EmbedJob(ids, job.reader, encoder, transform, root / f"scratch-{decode}", 128, workers,
+            job = EmbedJob(ids, job.reader, encoder, transform, root / f"scratch-{decode}", batch_size, workers,
                            progress=False, decode=views)
             _sync(device)
             start = time.perf_counter()
@@ -97,7 +122,7 @@ def encode_throughput(count: int, workers: int, device: str = "cuda", model: str
             _sync(device)
             results[f"decode_{decode}_images_per_s"] = round(count / (time.perf_counter() - start), 1)
             print(f"encode, decode {decode}: {results[f'decode_{decode}_images_per_s']} images/s", flush=True)
-        batch = torch.randn(128, 3, size, size, device=device)
+        batch = torch.randn(batch_size, 3, size, size, device=device)
         for _ in range(3):
             encoder.encode_image_batch(batch)
         _sync(device)
@@ -105,8 +130,8 @@ def encode_throughput(count: int, workers: int, device: str = "cuda", model: str
         for _ in range(20):
             encoder.encode_image_batch(batch)
         _sync(device)
-        results["bare_encoder_images_per_s"] = round(20 * 128 / (time.perf_counter() - start), 1)
-    results["model"], results["images"] = f"{model} bf16, {size} px, batch 128", count
+        results["bare_encoder_images_per_s"] = round(20 * batch_size / (time.perf_counter() - start), 1)
+    results["model"], results["images"] = f"{model} bf16, {size} px, batch {batch_size}", count
     return results
 
 
@@ -193,9 +218,10 @@ def to_markdown(summary: dict) -> str:
             f"| same, `embed.decode: gpu` (torchvision.io.decode_jpeg on the device) "
             f"| {encode['decode_gpu_images_per_s']} images/s |\n"
             f"| bare encoder on preprocessed tensors | {encode['bare_encoder_images_per_s']} images/s |\n"
-            f"| train step, C=1000, batch 128, fp32 | {train['fp32']} ms |\n"
-            f"| train step, C=1000, batch 128, bf16 autocast | {train['bf16']} ms |\n"
-            f"| evaluate (all methods), C=1000, 50,000 images | {summary['evaluate_images_per_s']} images/s |\n"
+            f"| train step, C={summary['classes']}, batch 128, fp32 | {train['fp32']} ms |\n"
+            f"| train step, C={summary['classes']}, batch 128, bf16 autocast | {train['bf16']} ms |\n"
+            f"| evaluate (all methods), C={summary['classes']}, {summary['eval_images']:,} images "
+            f"| {summary['evaluate_images_per_s']} images/s |\n"
             f"| `pytest -m gpu` | {summary['pytest_gpu']['summary']} (exit {summary['pytest_gpu']['exit_status']}) |\n")
 
 

@@ -1,7 +1,7 @@
 """Router forward+backward per training step: time, speed-up over the reference formulation, and achieved GFLOPS
 against a matmul probe measured in the same run.
 
-    .venv/bin/python benchmarks/router.py [--classes 100 365 1000] [--reps 7] [--threads N] [--device cpu]
+    .venv/bin/python benchmarks/router.py [--classes 100 365 1000] [--reps 7] [--threads N] [--device cpu] [--smoke]
 
 B = 128 images, V = 5 descriptions, d = 512, 8 heads (the defaults of `train` and `model`), every weight learnable
 (as in training), the library frozen. The reference runs the Router's own nn.MultiheadAttention on B*C repeated
@@ -27,10 +27,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._smoke import parse_args
 from pipeline.model.router import Router, naive_router
 
 BATCH, VIEWS, DIM, HEADS = 128, 5, 512, 8
 PROBE = 2048
+SMOKE = {"classes": [4], "reps": 2, "device": "cpu"}  # --smoke
 
 
 def step_flops(batch: int, classes: int, views: int, dim: int, heads: int) -> float:
@@ -78,7 +80,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7, help="timed steps of the project's router per C")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """Text encoding speed: open_clip's padded encode_text vs the trimmed encoding of pipeline/features/text.py.
 
-    .venv/bin/python benchmarks/text.py [--model ViT-B-32] [--texts 5000] [--batch-size 64]
+    .venv/bin/python benchmarks/text.py [--model ViT-B-32] [--texts 5000] [--batch-size 64] [--smoke]
 
 5,000 description strings shaped like the semantic library's (1,000 classes x 5 dimensions; one sentence of
 descriptive phrases that names the class, as `clip_text` makes it; ~15-45 CLIP tokens, printed), encoded by a
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._smoke import parse_args
 from pipeline.config.data_params import ClipParams
 from pipeline.features.clip import load_encoder
 from pipeline.features.text import encode_texts
@@ -49,6 +50,8 @@ PHRASES = ["rough grey stone walls", "bright red and white stripes", "a shiny me
            "people walking in the background", "a high arched ceiling", "painted signs above the door",
            "a cluttered shelf of objects", "thin wires overhead", "a wet reflective surface", "clear blue sky",
            "snow on the top", "a narrow path through the middle", "heavy iron railings", "patterned tiles"]
+
+SMOKE = {"model": "mdpr-tiny", "texts": 12, "batch_size": 4, "block": 6, "device": "cpu"}  # --smoke
 
 
 def descriptions(count: int, seed: int = 0) -> list[str]:
@@ -87,7 +90,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--block", type=int, default=1000, help="texts per timed block (each sorted on its own)")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
     encoder = load_encoder(ClipParams(model=args.model, pretrained="none"), args.device)
     texts = descriptions(args.texts)
     tokens = [count_clip_tokens(t) for t in texts]

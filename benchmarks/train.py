@@ -1,6 +1,7 @@
 """Training cost of `fit` per base branch: samples/s, step time and peak memory, `residual` vs `coop`, C = 100 and 1000.
 
     .venv/bin/python benchmarks/train.py [--device cpu] [--classes 100 1000] [--steps 3] [--clip-model ViT-B-32]
+                                          [--smoke]
 
 Each (base, C) pair runs in a fresh child process: random unit image features (d = 512, a float16 cache), V = 5
 random descriptions per class, labels drawn from a long-tailed profile (IF 100), the defaults of `train` and `model`
@@ -11,7 +12,7 @@ does not depend on the weights) and prompts "a photo of a {class name}." over Im
 as `model.base: coop` trains: the C prompts go through the text transformer, forward and backward, at every step.
 Peak memory: on CPU the peak resident set of the child during `fit` (VmHWM, reset just before), next to its resident
 set before `fit` (model and encoder loaded); on CUDA torch's peak allocated memory. Prints one line per pair and a
-summary line.
+last line `SUMMARY train: C=<C>: coop <ratio>x the step time of residual; ...`.
 """
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks._smoke import parse_args  # noqa: E402
 from pipeline.config.data_params import ClipParams  # noqa: E402
 from pipeline.config.model_params import ModelParams, TrainParams  # noqa: E402
 from pipeline.model.coop import CoOpPrompts, load_text_encoder  # noqa: E402
 from pipeline.model.mdpr import MDPRModel  # noqa: E402
 from pipeline.model.training import fit  # noqa: E402
 
-VIEWS, DIM, IMBALANCE = 5, 512, 100.0
+VIEWS, IMBALANCE = 5, 100.0
+SMOKE = {"classes": [4], "steps": 2, "clip_model": "mdpr-tiny", "dim": 64, "device": "cpu"}  # --smoke
 
 
 def long_tailed_labels(classes: int, total: int, imbalance: float, gen: torch.Generator) -> torch.Tensor:
@@ -50,18 +53,18 @@ def memory_mb(field: str) -> float:
     return float("nan")
 
 
-def child(base: str, classes: int, steps: int, device: str, clip_model: str) -> dict:
+def child(base: str, classes: int, steps: int, device: str, clip_model: str, dim: int) -> dict:
     """Build the head (and the coop prompts), train `steps` steps, return the figures."""
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
     gen = torch.Generator().manual_seed(0)
     params = TrainParams(epochs=steps)
     total = params.batch_size  # one step per epoch
-    feats = F.normalize(torch.randn(total, DIM, generator=gen), dim=-1).half()  # (N, d), like a float16 cache
+    feats = F.normalize(torch.randn(total, dim, generator=gen), dim=-1).half()  # (N, d), like a float16 cache
     labels = long_tailed_labels(classes, total, IMBALANCE, gen)
     counts = torch.bincount(labels, minlength=classes)
-    class_feats = F.normalize(torch.randn(classes, DIM, generator=gen), dim=-1)  # (C, d)
-    library = F.normalize(torch.randn(classes, VIEWS, DIM, generator=gen), dim=-1).half()  # (C, V, d)
+    class_feats = F.normalize(torch.randn(classes, dim, generator=gen), dim=-1)  # (C, d)
+    library = F.normalize(torch.randn(classes, VIEWS, dim, generator=gen), dim=-1).half()  # (C, V, d)
     model_params = ModelParams(base=base)
     prompts = None
     if base == "coop":
@@ -92,18 +95,21 @@ def main() -> None:
     parser.add_argument("--bases", nargs="+", default=["residual", "coop"])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--clip-model", default="ViT-B-32")
+    parser.add_argument("--dim", type=int, default=512, help="feature dimension d (the --clip-model's, for coop)")
     parser.add_argument("--child", nargs=2, metavar=("BASE", "CLASSES"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.steps, args.device, args.clip_model)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.steps, args.device, args.clip_model,
+                                     args.dim)))
         return
-    print(f"device={args.device} threads={torch.get_num_threads()} batch=128 V={VIEWS} d={DIM} steps={args.steps} "
+    print(f"device={args.device} threads={torch.get_num_threads()} batch=128 V={VIEWS} d={args.dim} steps={args.steps} "
           f"coop text encoder={args.clip_model} (random init), n_ctx=4")
     results = []
     for classes in args.classes:
         for base in args.bases:
             out = subprocess.run([sys.executable, __file__, "--child", base, str(classes), "--steps", str(args.steps),
-                                  "--device", args.device, "--clip-model", args.clip_model],
+                                  "--device", args.device, "--clip-model", args.clip_model,
+                                  "--dim", str(args.dim)],
                                  capture_output=True, text=True)
             if out.returncode:
                 sys.exit(f"{base} C={classes} failed ({out.returncode}):\n{out.stderr[-2000:]}")
@@ -118,7 +124,7 @@ def main() -> None:
     by = {(r["base"], r["classes"]): r for r in results}
     ratios = [f"C={c}: coop {by[('coop', c)]['ms_per_step'] / by[('residual', c)]['ms_per_step']:.1f}x the step "
               f"time of residual" for c in args.classes if ("coop", c) in by and ("residual", c) in by]
-    print("summary: " + "; ".join(ratios))
+    print("SUMMARY train: " + "; ".join(ratios))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def run(params_path: str = "params.yaml") -> None:
 
     val_metrics = score("val")[0] if feats.scored("val") is not None else None
     test_metrics, preds, routing, labels = score("test")  # the test split, read once, for the report
-    metrics = report_metrics(test_metrics, val_metrics, checkpoint["kept"])
+    metrics = report_metrics(test_metrics, val_metrics, checkpoint["kept"], feats.space_check)
     write_json(paths.METRICS, metrics)
     write_evaluation_files(metrics, preds, routing, labels, feats.splits["test"]["ids"], feats.classes,
                            feats.dimensions)

@@ -5,8 +5,9 @@
 Writes artifacts/data/manifest.csv (split,id,label), artifacts/data/classes.json (names, the train counts in use
 and their source, many/medium/few groups under the dataset.many_above / few_below thresholds, class-list hash), for
 synthetic-lt the generated PNGs under artifacts/data/images/, and for an imported features file with class text
-features, artifacts/data/class_features.npy. Prints the split sizes, where the train counts come from and the group
-sizes.
+features, artifacts/data/class_features.npy (without them, artifacts/data/space_sample.npz: imported image features
+on which embed_classes checks this encoder's zero-shot accuracy, pipeline/features/space.py). Prints the split
+sizes, where the train counts come from and the group sizes.
 """
 import shutil
 
@@ -18,10 +19,12 @@ from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.data import manifest, synthetic
 from pipeline.data.datasets import build_dataset
+from pipeline.data.inputs import require_dataset
 
 
 def run(params_path: str = "params.yaml") -> None:
     params = load_params(params_path, DatasetParams)
+    require_dataset(params)  # every missing input named at once, before anything is read
     spec = build_dataset(params)
     images = paths.SYNTHETIC_IMAGES
     if images.exists():
@@ -36,6 +39,11 @@ def run(params_path: str = "params.yaml") -> None:
         with atomic_path(paths.IMPORTED_CLASS_FEATURES) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, spec.class_features.astype(np.float32))
+    paths.SPACE_SAMPLE.unlink(missing_ok=True)
+    if spec.space_sample is not None:  # an import without class features: embed_classes checks zero-shot on it
+        with atomic_path(paths.SPACE_SAMPLE) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **spec.space_sample)
     manifest.write_manifest(paths.MANIFEST, spec.rows)
     counts, source = spec.counts_in_use()
     record = manifest.write_classes(paths.CLASSES, manifest.classes_record(

@@ -22,6 +22,7 @@ from pipeline.core import paths
 from pipeline.core.atomic import write_json
 from pipeline.core.device import resolve_device
 from pipeline.features.caches import load_features
+from pipeline.features.space_verdict import failed_warning
 from pipeline.model.checkpoint import build_model, save_checkpoint
 from pipeline.model.coop import load_text_encoder
 from pipeline.model.live_metrics import epoch_line, kept_summary, live_metrics
@@ -56,6 +57,9 @@ def run(params_path: str = "params.yaml") -> None:
     score = f", val mean-class {kept['val_mean_class']:.3f}" if val is not None else ""
     print(f"train: {train_params.epochs} epochs on {device}, last loss {history[-1]['loss']:.4f}{score} -> "
           f"{paths.CHECKPOINT}\ntrain: {describe_kept(kept)}")
+    warning = failed_warning(feats.space_check, "train")
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def _live():

@@ -86,7 +86,8 @@ class ClipParams:
     """open_clip architecture name (ViT-B-16, ...), or mdpr-tiny, the small random-init model shipped for
     demos/tests."""
     pretrained: str = "none"
-    """A pretrained tag (openai, laion2b_s34b_b79k), a local checkpoint path, or none for random init."""
+    """A pretrained tag (openai, laion2b_s34b_b79k), a local checkpoint file under data/checkpoints/ (a DVC dependency
+    of every stage that loads the encoder), or none for random init."""
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     """Encoder precision; fp16/bf16 are for GPUs (outputs are stored as float32 or float16, see embed.store_dtype)."""
     templates: Literal["simple", "ensemble"] = "ensemble"
@@ -94,9 +95,10 @@ class ClipParams:
     seed: int = 0
     """Seed of the random init when pretrained is none (so every run builds the same encoder)."""
     space_check: Literal["refuse", "warn"] = "refuse"
-    """features imports with class_features: embed_classes compares this encoder's own class-name embeddings with the
-    imported ones and refuses when they disagree (mean cosine < 0.5 or top-1 agreement < 50%: another model, tag or
-    a random init, whose description embeddings would not match the images); warn runs anyway, printing both."""
+    """features imports: embed_classes checks that this encoder shares the imported features' space and refuses when
+    not: with class_features, on a sample of classes first (mean cosine < 0.5 or top-1 agreement < 50%); without,
+    zero-shot on imported image features must beat chance by 3 binomial standard deviations (see README). warn runs
+    anyway and every later summary (train, evaluate, metrics.json, reports) says the check failed."""
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,9 @@ class LibraryParams:
     """Dimensions described for every class (any of the five, in this order)."""
     per_dimension: int = 1
     """Descriptions per class and dimension (V = len(dimensions) * per_dimension)."""
-    file: Optional[str] = None
-    """llm.backend file: JSON {class_name: [descriptions]} to import."""
+    file: str = "data/descriptors"
+    """llm.backend file: JSON {class_name: [descriptions]} to import. A DVC dependency of library (editing it reruns
+    it), so never null: the default, data/descriptors, is a committed placeholder folder, unused by other backends."""
     missing: Literal["error", "offline"] = "error"
     """llm.backend file: a class absent from the file is an error, or gets offline descriptions (source: offline)."""
     max_reasks: int = 2

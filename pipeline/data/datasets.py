@@ -33,8 +33,8 @@ from pipeline.core.paths import SHIPPED
 from pipeline.data import manifest, synthetic
 from pipeline.data.counts import read_counts_file
 from pipeline.data.images import IMAGE_SUFFIXES, cifar_dataset
-from pipeline.data.imported import read_features_file
-from pipeline.data.sources import source_path
+from pipeline.data.imported import read_features_file, space_sample
+from pipeline.data.sources import root_relative_path, source_path
 from pipeline.data.splits import carve_val
 
 DATA_DIR = SHIPPED / "data"
@@ -53,6 +53,7 @@ class DatasetSpec:
     frequencies: list[int] | None = None       # (C,) real training frequencies, when a file gives them
     frequencies_source: str = "train split"
     provenance: dict = field(default_factory=dict)  # classes.json fields naming where imported features come from
+    space_sample: dict | None = None           # imported image features the space check classifies (no class feats)
 
     def train_counts(self) -> list[int]:
         """Training images per class in the train split."""
@@ -194,7 +195,7 @@ def _folder(params: DatasetParams) -> DatasetSpec:
     labels = {d.name: i for i, d in enumerate(class_dirs)}
     names = [d.name.replace("_", " ").strip() for d in class_dirs]
     if params.split_file:
-        split_of = _read_folder_split(root / params.split_file)
+        split_of = _read_folder_split(root_relative_path(params, "split_file"))
         rows = [(split_of.get(path, "train"), path, labels[name]) for name, paths in files.items() for path in paths]
     else:
         rng = np.random.default_rng(params.seed)
@@ -217,8 +218,9 @@ def _features(params: DatasetParams) -> DatasetSpec:
             for image_id, label in zip(imported.splits[split]["ids"], imported.splits[split]["labels"])]
     rows = carve_val(rows, imported.class_names, params.val_per_class, params.seed, "add a val split to the file")
     provenance = {"features_file": {"path": params.features_file, **imported.attrs}}
+    sample = None if imported.class_features is not None else space_sample(imported, params.seed)
     return DatasetSpec(imported.class_names, rows, imported.class_features, imported.train_counts,
-                       f"train_counts of {params.features_file}", provenance)
+                       f"train_counts of {params.features_file}", provenance, sample)
 
 
 def _read_folder_split(path: Path) -> dict[str, str]:

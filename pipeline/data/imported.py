@@ -40,6 +40,9 @@ ROOT_KEYS = ("class_names", "class_features", "train_counts")
 """Arrays for the whole file."""
 ATTRS = ("model", "pretrained")
 """HDF5 root attributes naming the CLIP that made the features."""
+SPACE_SAMPLE_ROWS = 2000
+"""Most image features kept for the zero-shot space check of an import without class features
+(pipeline/features/space.py)."""
 
 
 @dataclass
@@ -79,6 +82,18 @@ def read_features_file(path: Path) -> ImportedFeatures:
     if len(set(ids)) != len(ids):
         raise UserError(f"{path}: image ids repeat across or within splits; give every image a unique id.")
     return ImportedFeatures(names, splits, class_features, attrs, _check_counts(path, counts, len(names)))
+
+
+def space_sample(imported: ImportedFeatures, seed: int) -> dict[str, np.ndarray]:
+    """A seeded sample of at most SPACE_SAMPLE_ROWS image features (n, d) and labels (n,) of the file's val split (its
+    train split when it has none), which embed_classes classifies zero-shot to check the text encoder's space."""
+    split = "val" if "val" in imported.splits else "train"
+    group = imported.splits[split]
+    rows = np.arange(len(group["labels"]))
+    if len(rows) > SPACE_SAMPLE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(rows), SPACE_SAMPLE_ROWS, replace=False))
+    return {"features": group["features"][rows].astype(np.float32), "labels": group["labels"][rows],
+            "split": np.array(split)}
 
 
 def _check_counts(path: Path, counts, num_classes: int) -> list[int] | None:

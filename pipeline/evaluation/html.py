@@ -7,7 +7,8 @@ The page holds the val and test tables, what training kept (epoch, fusion weight
 from, and the kept epoch's training metrics), the plots of artifacts/metrics/plots/ embedded as base64 PNG, the
 encoder (images.h5 attributes), the LLM (params and where every description of library.jsonl came from: llm,
 fallback, offline or file, with the classes that needed a fallback), the dataset's classes per group, and the
-params file itself. Only metrics.json is required; a part whose file is absent says so.
+params file itself; a failed embedding-space check (metrics.json's space_check) is a warning above every table.
+Only metrics.json is required; a part whose file is absent says so.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pipeline.core import paths
 from pipeline.core.errors import UserError
 from pipeline.evaluation.report import COLUMNS, LABELS, format_routing
 from pipeline.features import store
+from pipeline.features.space_verdict import failed_warning
 from pipeline.model.selection import describe_kept
 
 PLOTS = {"accuracy_by_group.png": "Accuracy by class-frequency group (test split)",
@@ -35,7 +37,8 @@ LLM_KEYS = ("backend", "base_url", "model", "temperature", "max_tokens", "seed")
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222;background:#fff}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#eee}img{max-width:100%;border:1px solid #ddd}
-pre{background:#f4f4f4;padding:1em;overflow-x:auto}.missing{color:#a33}h2{border-bottom:1px solid #ccc}"""
+pre{background:#f4f4f4;padding:1em;overflow-x:auto}.missing{color:#a33}h2{border-bottom:1px solid #ccc}
+.warning{color:#b00;font-weight:bold}"""
 
 
 @dataclass
@@ -75,12 +78,13 @@ def collect_inputs(params_path: Path, metrics_path: Path = paths.METRICS) -> Rep
 def render_html(inputs: ReportInputs) -> str:
     """The whole page as one string."""
     metrics = inputs.metrics
-    body = ["<h1>MDPR run report</h1>"]
+    warning = _space_warning(metrics)
+    body = ["<h1>MDPR run report</h1>", warning]
     if "kept" in metrics:
         body += ["<h2>What training kept</h2>", _pre(describe_kept(metrics["kept"])), _training(inputs.training)]
     if "val" in metrics:
-        body += ["<h2>Val split</h2>", _table(metrics["val"]), _routing(metrics["val"])]
-    body += ["<h2>Test split</h2>", _table(metrics), _routing(metrics), "<h2>Plots</h2>"]
+        body += ["<h2>Val split</h2>", warning, _table(metrics["val"]), _routing(metrics["val"])]
+    body += ["<h2>Test split</h2>", warning, _table(metrics), _routing(metrics), "<h2>Plots</h2>"]
     for name, caption in PLOTS.items():
         if name in inputs.plots:
             data = base64.b64encode(inputs.plots[name]).decode("ascii")
@@ -94,6 +98,12 @@ def render_html(inputs: ReportInputs) -> str:
              _pre(inputs.params_text) if inputs.params_text is not None else _missing("params file not found")]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>MDPR run report</title>"
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _space_warning(metrics: dict) -> str:
+    """A failed embedding-space check (metrics.json's space_check) as a warning paragraph; '' when it did not fail."""
+    warning = failed_warning(metrics.get("space_check"), "report")
+    return f"<p class='warning'>{_e(warning)}</p>" if warning else ""
 
 
 def _e(text) -> str:

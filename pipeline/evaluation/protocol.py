@@ -8,7 +8,9 @@ metrics.json holds, at the top level, each method's test accuracies (`top1`, `to
 `few`; absent groups left out) and the test split's `routing` block (pipeline/evaluation/routing.py: entropy, top
 weight, effective descriptions, per-dimension weights, image dependence), under `val` the same for the val split
 (absent when the dataset has none), and under `kept` the epoch and the fusion weight and post-hoc tau in use, each
-with where it came from (`val`, `params`, or `last epoch (no val split)`).
+with where it came from (`val`, `params`, or `last epoch (no val split)`). For imported features, `space_check`
+holds the verdict of the embedding-space check (`passed: ...`, or `failed: ...` for a run made under
+clip.space_check: warn; pipeline/features/space_verdict.py).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from pipeline.evaluation.methods import METHODS, predict_methods
 from pipeline.evaluation.routing import routing_summary
+from pipeline.features.space_verdict import NOT_CHECKED
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import HeadSide, MDPRModel
 from pipeline.model.metrics import accuracy_report, with_top5
@@ -41,7 +44,9 @@ def score_split(model: MDPRModel, feats: np.ndarray, labels: np.ndarray, classes
     return metrics, preds, routing
 
 
-def report_metrics(test: dict, val: dict | None, kept: dict) -> dict:
-    """metrics.json: test per method at the top level, `val` per method (when there is a val split), `kept`."""
-    return {**test, **({"val": val} if val is not None else {}), "kept": kept}
+def report_metrics(test: dict, val: dict | None, kept: dict, space_check: str = "") -> dict:
+    """metrics.json: test per method at the top level, `val` per method (when there is a val split), `kept`, and
+    `space_check` when the features were imported and checked (classes.h5's verdict)."""
+    checked = {"space_check": space_check} if space_check and space_check != NOT_CHECKED else {}
+    return {**test, **({"val": val} if val is not None else {}), "kept": kept, **checked}
 

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from pipeline.features.space_verdict import failed_warning
 from pipeline.model.selection import describe_kept
 
 COLUMNS = ("top1", "top5", "mean_class", "many", "medium", "few")
@@ -36,10 +37,16 @@ def format_split(metrics: dict) -> str:
     return format_table(metrics) + (f"\n{format_routing(metrics['routing'])}" if "routing" in metrics else "")
 
 
-def format_report(metrics: dict) -> str:
-    """The val table (when metrics.json has one), the test table, each with its routing, and what training kept."""
-    parts = [f"val split:\n{format_split(metrics['val'])}\n\ntest split:"] if "val" in metrics else []
+def format_report(metrics: dict, where: str = "evaluate") -> str:
+    """The val table (when metrics.json has one), the test table, each with its routing, and what training kept; a
+    `warning:` line (from `where`) first and last when the run's embedding-space check failed (metrics.json's
+    space_check)."""
+    warning = failed_warning(metrics.get("space_check"), where)
+    parts = [warning] if warning else []
+    parts += [f"val split:\n{format_split(metrics['val'])}\n\ntest split:"] if "val" in metrics else []
     parts.append(format_split(metrics))
     if "kept" in metrics:
         parts.append(describe_kept(metrics["kept"]))
+    if warning:
+        parts.append(warning)
     return "\n".join(parts)

@@ -30,6 +30,7 @@ class Features:
     library_norms: np.ndarray | None  # (C, V) description norms before L2 normalisation (None: library.h5 has none)
     hashes: dict[str, str]            # file name -> sha256, recorded in the checkpoint
     image_attrs: dict
+    space_check: str = ""             # classes.h5's verdict on an import's embedding space (features/space.py)
 
     def train_inputs(self) -> np.ndarray:
         """Training features (N, d), or (N, 1 + A, d) with the A cached augmented views (one is drawn per epoch)."""
@@ -61,7 +62,7 @@ def load_features(with_images: bool = True) -> Features:
         store.check_attrs(paths.IMAGES_H5, image_attrs, expect)
         images = {"train": {}, "test": {}}
     same_encoder = {**expect, "model": image_attrs["model"], "pretrained": image_attrs["pretrained"]}
-    text, _ = store.read_h5(paths.CLASSES_H5, same_encoder)
+    text, text_attrs = store.read_h5(paths.CLASSES_H5, same_encoder)
     library, _ = store.read_h5(paths.LIBRARY_H5, same_encoder)
     if "train" not in images or "test" not in images:
         raise UserError(f"{paths.IMAGES_H5} lacks a train or test split; rerun `mdpr prepare` and `mdpr embed-images`.")
@@ -69,4 +70,4 @@ def load_features(with_images: bool = True) -> Features:
     hashes = {p.name: file_sha256(p) for p in (paths.IMAGES_H5, paths.CLASSES_H5, paths.LIBRARY_H5)}
     return Features(classes, splits, text[""]["features"], library[""]["features"], library[""]["mask"],
                     library[""]["prior"], list(library[""]["dimensions"]), library[""].get("norms"), hashes,
-                    image_attrs)
+                    image_attrs, text_attrs.get("space_check", ""))

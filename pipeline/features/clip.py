@@ -11,9 +11,10 @@ fp32 instead (fp16_on_cpu="fp32"); bf16 runs on a CPU with a warning (features d
 
 `clip.pretrained` is a tag (`openai`, `laion2b_s34b_b79k`: downloaded by open_clip into the Hugging Face cache, read
 from there without network when present, one clear error when absent and the hub is unreachable: weights.py), a
-local checkpoint file (weights only; hashed into the cache identity), or `none` (random init from `clip.seed`). The
-shipped `mdpr-tiny` architecture (pipeline/features/model_configs/) is ~3.5 M parameters at 32 px: the demo and
-tests use it.
+local checkpoint file under data/checkpoints/ (weights only; hashed into the cache identity; the folder is a DVC
+dependency of every stage loading the encoder, so a checkpoint elsewhere is refused), or `none` (random init from
+`clip.seed`). The shipped `mdpr-tiny` architecture (pipeline/features/model_configs/) is ~3.5 M parameters at 32 px:
+the demo and tests use it.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from pipeline.config.data_params import ClipParams
+from pipeline.core import paths
 from pipeline.core.device import resolve_device
 from pipeline.core.errors import UserError
 from pipeline.core.hashing import file_sha256
@@ -189,6 +191,7 @@ def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.exists():
         if not path.is_file():
             raise UserError(f"clip.pretrained = {params.pretrained!r}: checkpoint file not found.")
+        _under_checkpoints(path)
         return str(path), "sha256:" + file_sha256(path)
     import open_clip
 
@@ -197,6 +200,16 @@ def _pretrained_source(params: ClipParams) -> tuple[str | None, str]:
         raise UserError(f"clip.pretrained = {params.pretrained!r} is not a tag of {params.model} "
                         f"({', '.join(tags) or 'none known'}), nor an existing checkpoint file.")
     return params.pretrained, params.pretrained
+
+
+def _under_checkpoints(path: Path) -> None:
+    """Refuse a checkpoint outside data/checkpoints/, the folder dvc.yaml declares as a dependency of every stage that
+    loads the encoder (elsewhere, replacing the file would leave `dvc status` up to date and the run-cache stale)."""
+    folder = paths.CHECKPOINTS.resolve()
+    if folder not in path.resolve().parents:
+        raise UserError(f"clip.pretrained = {str(path)!r} lies outside {paths.CHECKPOINTS}/, so DVC would not see "
+                        f"the checkpoint change; move or copy it under {paths.CHECKPOINTS}/ (a DVC dependency of every "
+                        f"stage that loads the encoder) and point clip.pretrained there.")
 
 
 def _pair(size) -> tuple[int, int]:

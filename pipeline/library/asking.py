@@ -68,8 +68,7 @@ async def _ask_all(class_names, maker: RecordMaker, outcome: Outcome, progress: 
 async def _describe(client: LLMClient, maker: RecordMaker, outcome: Outcome, class_index: int, name: str,
                     slot: int) -> dict:
     """One description: ask, validate, re-ask up to max_reasks times, else fall back to the offline text."""
-    _, dimension, k = maker.slots[slot]
-    messages = maker.templates[dimension].messages(name, maker.contrasts[class_index], k, maker.lib.per_dimension)
+    messages = maker.messages(class_index, name, slot)
     tokens_in = tokens_out = 0
     for ask in range(maker.lib.max_reasks + 1):
         try:

@@ -19,7 +19,8 @@ name) is refused: JSON parsers keep only the last one silently.
 
 The summary (`file_summary`) says what was not imported: file keys that match no class (a name spelt otherwise
 than in the class list, so the class it meant gets nothing or another entry), descriptions beyond the slots,
-unusable and truncated ones, and the names of the classes given offline text by `library.missing: offline`.
+unusable and truncated ones, the entries several classes share (ImageNet's two 'missile' and two 'sunglasses' get
+the same descriptions), and the names of the classes given offline text by `library.missing: offline`.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import json
 from pathlib import Path
 
 from pipeline.config.library_params import DIMENSIONS, LibraryParams
+from pipeline.core import paths
 from pipeline.core.errors import UserError
 from pipeline.library.descriptions import clean_answer, is_refusal, normalise_name, truncate_to_fit
 from pipeline.library.records import RecordMaker
@@ -53,8 +55,12 @@ def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 def quoted(names: list[str]) -> str:
     """'a', 'b', ... and N more (at most MAX_LISTED names)."""
-    listed = ", ".join(repr(name) for name in names[:MAX_LISTED])
-    return listed + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+    return listed([repr(name) for name in names])
+
+
+def listed(items: list[str]) -> str:
+    """a, b, ... and N more (at most MAX_LISTED items)."""
+    return ", ".join(items[:MAX_LISTED]) + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
 
 
 def read_descriptor_file(path: str | None) -> dict[str, object]:
@@ -68,6 +74,10 @@ def _read_json(path: str | None) -> dict:
     if not path:
         raise UserError("library: llm.backend is file but library.file is not set; set library.file to a JSON "
                         "file {class_name: [descriptions]}.")
+    if Path(path).is_dir():
+        raise UserError(f"library: llm.backend is file but library.file = {path} is a folder (the default is the "
+                        f"placeholder {paths.DESCRIPTORS}); set library.file to a JSON file {{class_name: "
+                        f"[descriptions]}}.")
     if not Path(path).is_file():
         raise UserError(f"library: library.file = {path} not found; fix the path (relative to the project root).")
     try:
@@ -129,7 +139,8 @@ def file_records(class_names: list[str], maker: RecordMaker, progress: bool = Fa
                         f"{quoted(missing)}; add them, or set library.missing: offline to give them offline "
                         f"descriptions.")
     records, info = [], {"missing_classes": len(missing), "offline_classes": missing, "truncated": 0, "dropped": 0,
-                         "beyond_slots": 0, "unmatched_keys": [keys[norm] for norm in index if norm not in wanted]}
+                         "beyond_slots": 0, "unmatched_keys": [keys[norm] for norm in index if norm not in wanted],
+            "shared_entries": _shared_entries(class_names, index, keys)}
     counted = set()  # entries whose unused descriptions are counted (two classes may share one entry)
     for class_index, name in enumerate(class_names):
         entry = index.get(normalise_name(name))
@@ -142,6 +153,17 @@ def file_records(class_names: list[str], maker: RecordMaker, progress: bool = Fa
             for offset, text in enumerate(_usable_texts(name, texts, count, tally)):
                 records.append(maker.make(class_index, name, first_slot + offset, text, source="file"))
     return records, info
+
+
+def _shared_entries(class_names: list[str], index: dict, keys: dict[str, str]) -> list[str]:
+    """File keys that serve several classes (ImageNet's two 'missile'), each with the class indices, as quoted in the
+    summary: "'missile' (classes 657, 744)"."""
+    users: dict[str, list[int]] = {}
+    for class_index, name in enumerate(class_names):
+        if normalise_name(name) in index:
+            users.setdefault(normalise_name(name), []).append(class_index)
+    return [f"{keys[norm]!r} (classes {', '.join(map(str, indices))})" for norm, indices in users.items()
+            if len(indices) > 1]
 
 
 def _usable_texts(name: str, texts: list[str], count: int, tally: dict) -> list[str]:
@@ -169,6 +191,10 @@ def file_summary(summary: dict) -> str:
     if summary["unmatched_keys"]:
         line += (f" | file keys matching no class ({len(summary['unmatched_keys'])}; check their spelling): "
                  f"{quoted(summary['unmatched_keys'])}")
+    if summary.get("shared_entries"):
+        shared = summary["shared_entries"]
+        line += (f" | entries shared by several classes, which get the same descriptions ({len(shared)}): "
+                 f"{listed(shared)}")
     if summary["offline_classes"]:
         line += (f" | OFFLINE text for classes missing from the file ({len(summary['offline_classes'])}): "
                  f"{quoted(summary['offline_classes'])}")

@@ -36,6 +36,11 @@ class RecordMaker:
                 "tokens_in": tokens_in, "tokens_out": tokens_out,
                 "clip_tokens": count_clip_tokens(clip_text(class_name, text))}
 
+    def messages(self, class_index: int, class_name: str, slot: int) -> list[dict]:
+        """The chat messages asking for one slot's description (its dimension's template, description k of n)."""
+        _, dimension, k = self.slots[slot]
+        return self.templates[dimension].messages(class_name, self.contrasts[class_index], k, self.lib.per_dimension)
+
     def offline_text(self, class_index: int, class_name: str, slot: int) -> str:
         """The deterministic stand-in text of one slot."""
         _, dimension, k = self.slots[slot]

@@ -69,3 +69,24 @@ def test_live_metrics_json_holds_the_kept_epoch(trained_world):
     steps = [int(row["step"]) for row in csv.DictReader(open(curves / "val" / "top1.tsv"), delimiter="\t")]
     assert steps == [r["epoch"] for r in checkpoint["history"]]            # x = epoch, 0 = the untrained head
     assert (curves / "loss" / "total.tsv").is_file() and not (curves / "loss.tsv").exists()
+
+
+def test_posthoc_adjustment_at_the_evaluation_level_matches_the_hand_computation(trained_project, trained_world):
+    """evaluate.posthoc_tau 1.5 (training keeps it, evaluate applies it): metrics, per-class rows and routing are the
+    hand computation's (which subtracts tau log prior, written out), and the fused prediction moves towards the
+    rarer classes against tau 0 (the sign)."""
+    from stages import evaluate, train
+    from tests.helpers.by_hand import assert_evaluation_matches
+    from tests.helpers.worlds import write_params
+
+    write_params(trained_project, {"evaluate": {"posthoc_tau": 1.5}})
+    train.run()
+    evaluate.run()
+    expected = evaluate_by_hand(trained_project)
+    assert expected["kept"]["posthoc_tau"] == 1.5
+    assert_evaluation_matches(trained_project, expected)
+    counts = json.loads((trained_world / paths.CLASSES).read_text())["train_counts"]
+    without = evaluate_by_hand(trained_world)["preds"]["mdpr"]
+    mean_count = {name: sum(counts[c] for c in preds) / len(preds) for name, preds in
+                  (("tau 0", without), ("tau 1.5", expected["preds"]["mdpr"]))}
+    assert mean_count["tau 1.5"] < mean_count["tau 0"], mean_count

@@ -31,14 +31,25 @@ def test_class_prompts_average_templates():
     np.testing.assert_allclose(single, encoder.encode_texts(["a photo of a red circle."], 1)[0], atol=1e-6)
 
 
-def test_local_checkpoint_is_loaded_and_hashed(tmp_path):
+def test_local_checkpoint_is_loaded_and_hashed(tmp_path, monkeypatch):
     reference = load_encoder(ClipParams(seed=3), "cpu")
-    checkpoint = tmp_path / "tiny.pt"
-    torch.save(reference.model.state_dict(), checkpoint)
-    loaded = load_encoder(ClipParams(pretrained=str(checkpoint)), "cpu")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/checkpoints").mkdir(parents=True)
+    torch.save(reference.model.state_dict(), tmp_path / "data/checkpoints/tiny.pt")
+    loaded = load_encoder(ClipParams(pretrained="data/checkpoints/tiny.pt"), "cpu")
     assert loaded.identity["pretrained"].startswith("sha256:")
     images = torch.randn(2, 3, 32, 32)
     np.testing.assert_allclose(loaded.encode_image_batch(images), reference.encode_image_batch(images), atol=1e-6)
+
+
+def test_a_checkpoint_outside_data_checkpoints_is_refused_since_dvc_would_not_see_it_change(tmp_path, monkeypatch):
+    torch.save(load_encoder(ClipParams(seed=3), "cpu").model.state_dict(), tmp_path / "tiny.pt")
+    (tmp_path / "project/data/checkpoints").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "project")
+    with pytest.raises(UserError, match="lies outside data/checkpoints/, so DVC would not see the checkpoint change"):
+        load_encoder(ClipParams(pretrained=str(tmp_path / "tiny.pt")), "cpu")
+    with pytest.raises(UserError, match="lies outside data/checkpoints/"):
+        load_encoder(ClipParams(pretrained="data/checkpoints/../../../tiny.pt"), "cpu")  # resolved, not read as text
 
 
 def test_missing_checkpoint_and_unknown_names(tmp_path):

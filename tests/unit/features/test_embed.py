@@ -33,6 +33,28 @@ def test_embedded_world_has_every_split(embedded_world):
     assert list(groups["test"]["labels"]) == [r[2] for r in rows if r[0] == "test"]
 
 
+def test_every_stored_row_is_a_fresh_encoding_of_its_manifest_image_in_every_chunk(embedded_world, monkeypatch):
+    """Row i of each split in images.h5 is the encoding of the manifest's row i of that split, its label too: every
+    image decoded and preprocessed here with the encoder's own transform and encoded 7 at a time (the stage encoded
+    16 at a time, so a chunk stored at the wrong offset, or the last partial chunk lost or shifted, shows)."""
+    import torch
+
+    monkeypatch.chdir(embedded_world)
+    groups, _ = store.read_h5(paths.IMAGES_H5)
+    encoder = load_encoder(load_params("params.yaml", ClipParams), "cpu")
+    reader = ImageReader(load_params("params.yaml", DatasetParams))
+    rows = manifest.read_manifest(paths.MANIFEST)
+    batch = load_params("params.yaml", RuntimeParams).batch_size
+    assert any(sum(r[0] == split for r in rows) % batch for split in groups if split), "no partial last chunk"
+    for split in (s for s in groups if s):
+        ids, labels = [r[1] for r in rows if r[0] == split], [r[2] for r in rows if r[0] == split]
+        fresh = np.concatenate([encoder.encode_image_batch(torch.stack([encoder.preprocess(reader(i))
+                                                                        for i in ids[k:k + 7]]))
+                                for k in range(0, len(ids), 7)])  # (N, d)
+        np.testing.assert_allclose(groups[split]["features"], fresh, atol=1e-5, err_msg=split)
+        assert list(groups[split]["ids"]) == ids and list(groups[split]["labels"]) == labels
+
+
 def test_rerun_is_byte_identical_and_cleans_scratch(project, embedded_world):
     embed_images.run()
     assert (project / paths.IMAGES_H5).read_bytes() == (embedded_world / paths.IMAGES_H5).read_bytes()

@@ -44,4 +44,5 @@ def test_records_fill_slots_in_order_and_count_what_was_dropped(tmp_path):
         (1, 0, "general_appearance", "A dog.", "file"), (1, 1, "general_appearance", "A dog barks.", "file")]
     assert [(r["class_index"], r["slot"], r["source"]) for r in records[4:]] == [(2, s, "offline") for s in range(4)]
     assert info == {"missing_classes": 1, "truncated": 0, "dropped": 2,      # the empty text and the refusal
-                    "beyond_slots": 1, "offline_classes": ["owl"], "unmatched_keys": []}   # 'x': cat's slots are full
+                    "beyond_slots": 1, "offline_classes": ["owl"], "unmatched_keys": [],
+                    "shared_entries": []}   # 'x': cat's slots are full

@@ -58,6 +58,17 @@ def test_the_summary_lists_unmatched_keys_and_counts_descriptions_beyond_the_slo
     line = format_summary(summary)
     assert "unused beyond the slots 4, unusable dropped 0" in line
     assert "file keys matching no class (2; check their spelling): 'projectile', 'eft'" in line
+    assert "entries shared by several classes, which get the same descriptions (1): 'missile' (classes 2, 3)" in line
+
+
+def test_every_entry_shared_by_several_classes_is_named(tmp_path):
+    names = ["missile", "tiger", "sunglasses", "Sunglasses", "missile"]   # ImageNet: 657/744, 836/837
+    content = {"missile": describe("missile", 5), "tiger": describe("tiger", 5), "SUNGLASSES": describe("shades", 5)}
+    _, summary = build_from(tmp_path, content, names)
+    assert summary["shared_entries"] == ["'missile' (classes 0, 4)", "'SUNGLASSES' (classes 2, 3)"]
+    assert "(2): 'missile' (classes 0, 4), 'SUNGLASSES' (classes 2, 3)" in format_summary(summary)
+    _, alone = build_from(tmp_path, content, ["missile", "tiger"])
+    assert alone["shared_entries"] == [] and "shared by" not in format_summary(alone)
 
 
 def test_the_summary_names_the_classes_given_offline_text(tmp_path):

@@ -314,7 +314,8 @@ def test_file_backend_missing_classes_can_get_offline_descriptions(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "not set"), ("{not json", "not valid"), ("[1, 2]", "JSON object"),
+    (None, "is a folder \\(the default is the placeholder data/descriptors\\)"),
+    ("{not json", "not valid"), ("[1, 2]", "JSON object"),
     ('{"cat": [1]}', "list of strings"), ('{"cat": {"colour": ["red"]}}', "unknown dimension"),
     ('{"Cat": ["a"], "cat": ["b"]}', "two entries"),
 ])
@@ -322,6 +323,6 @@ def test_file_backend_bad_files_are_user_errors(tmp_path, content, message):
     path = tmp_path / "d.json"
     if content is not None:
         path.write_text(content)
-    lib = library(file=str(path) if content is not None else None)
+    lib = library(file=str(path) if content is not None else str(tmp_path))
     with pytest.raises(UserError, match=message):
         build(["cat"], [None], from_dict(LLMParams, {"backend": "file"}), lib)

@@ -12,7 +12,8 @@ import diskcache
 import openai  # noqa: F401  (imported here so the timing test does not time the import)
 import pytest
 
-from pipeline.config.library_params import LLMParams
+from pipeline.config.library_params import DIMENSIONS, LibraryParams, LLMParams
+from pipeline.config.schema import from_dict
 from pipeline.core.errors import UserError
 from pipeline.library import llm as llm_module
 from pipeline.library.answer_cache import request_key
@@ -171,3 +172,17 @@ def test_the_key_is_sent_but_never_stored_or_echoed(server, tmp_path):
     with diskcache.Cache(str(tmp_path / "cache"), disk=diskcache.JSONDisk) as cache:
         entries = json.dumps([[key, cache[key]] for key in cache])
     assert "cat" in entries and SECRET not in entries and server.url not in entries
+
+
+@pytest.mark.parametrize("per_dimension", [1, 3])
+def test_cache_key_differs_for_every_description_index_and_dimension(server, tmp_path, per_dimension):
+    """Every slot of a class (dimension, description k of n) is its own request: were k or the dimension left out of
+    the messages, the second description would be the cached first one."""
+    from pipeline.library.records import RecordMaker
+
+    lib = from_dict(LibraryParams, {"per_dimension": per_dimension})
+    llm = params(server, tmp_path)
+    maker = RecordMaker(llm, lib, contrasts=[None, "wolf"])
+    for class_index in (0, 1):
+        keys = [request_key(llm, maker.messages(class_index, "husky", slot)) for slot in range(len(maker.slots))]
+        assert len(set(keys)) == len(DIMENSIONS) * per_dimension

@@ -202,3 +202,17 @@ def test_router_under_bf16_autocast_keeps_cosines_accurate():
         sim, weights = router(image, library, mask)
     assert sim.dtype == torch.float32 and (sim.abs() <= 1 + 1e-3).all()
     torch.testing.assert_close(sim, ref_sim, atol=3e-2, rtol=0)
+
+
+def test_posthoc_adjustment_subtracts_tau_log_prior_so_rare_classes_gain():
+    """fused = w base + (1 - w) sem - tau log prior: with tau != 0 the sign decides whether the tail gains (it must)."""
+    from pipeline.model.losses import class_log_prior
+
+    counts = [90, 9, 1]
+    log_prior = class_log_prior(counts)  # (C,) log(n_c / sum n)
+    base, sem = torch.tensor([[2.0, 1.0, 0.0]]), torch.tensor([[0.0, 1.0, 2.0]])
+    fused = fuse(base, sem, 0.75, 1.5, log_prior)
+    expected = 0.75 * base + 0.25 * sem - 1.5 * torch.log(torch.tensor(counts) / 100.0)
+    torch.testing.assert_close(fused, expected)
+    assert fuse(base, sem, 0.75).argmax().item() == 0 and fused.argmax().item() == 2   # the rare class wins
+    torch.testing.assert_close(fuse(base, sem, 0.75, 0.0, log_prior), fuse(base, sem, 0.75))
