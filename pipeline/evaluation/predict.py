@@ -230,7 +230,7 @@ def as_csv_row(result: Prediction) -> dict:
     return {"path": result.path, "top1_class": name, "top1_index": index, "top1_prob": round(prob, 6),
             "top_k": ";".join(f"{n}:{p:.6f}" for _c, n, p in result.top_k),
             "dominant_dimension": result.dominant_dimension,
-            **{f"routing_{dim}": w for dim, w in top["routing"].items()}, "routing_entropy": top["entropy"],
+            **{f"routing_{dim}": w for dim, w in top["routing"].items()}, "entropy": top["entropy"],
             "flat": top["flat"], "description_dimension": result.description.dimension,
             "description": result.description.text}
 

@@ -176,6 +176,7 @@ def test_csv_out_skips_unreadable_images_when_asked(trained_project):
         check_description(int(row["top1_index"]), row["description_dimension"], row["description"])
         weights = {k[len("routing_"):]: float(v) for k, v in row.items() if k.startswith("routing_")}
         assert len(weights) == 5 and max(weights, key=weights.get) == row["dominant_dimension"]
+        assert row["flat"] == str(float(row["entropy"]) > predict.FLAT_ENTROPY)  # the top class's explanation
     assert sorted(p.name for p in trained_project.iterdir() if p.name.startswith(".preds")) == []
 
 
