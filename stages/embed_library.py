@@ -2,9 +2,11 @@
 
     mdpr embed-library      # DVC stage `embed_library` (runtime: device and batch size)
 
-Writes artifacts/features/library.h5: `features` (C, V, d), `mask` (C, V) (False where a file-imported class has
-fewer descriptions than V), `prior` (C, V) = cosine of each description with its class-name embedding, and
-`dimensions` (V,) slot names; its `space_check` attribute repeats classes.h5's (pipeline/features/space_verdict.py).
+Writes artifacts/features/library.h5: `features` (C, V, d) L2-normalised, `norms` (C, V) each description's norm
+before normalisation (0 where masked; `model.router_keys: raw` multiplies them back), `mask` (C, V) (False where a
+file-imported class has fewer descriptions than V), `prior` (C, V) = cosine of each description with its class-name
+embedding, and `dimensions` (V,) slot names; its `space_check` attribute repeats classes.h5's
+(pipeline/features/space_verdict.py).
 """
 import sys
 
@@ -27,14 +29,16 @@ def run(params_path: str = "params.yaml") -> None:
     expect = {"class_hash": classes["class_hash"], "model": clip_params.model}
     text, text_attrs = store.read_h5(paths.CLASSES_H5, expect)
     encoder = load_encoder(clip_params, runtime.device)
-    feats = encoder.encode_texts(table.texts, runtime.batch_size, progress=True)  # (number of records, d)
+    feats, norms = encoder.encode_texts(table.texts, runtime.batch_size, progress=True, with_norms=True)  # (R, d), (R,)
     library_feats = np.zeros((*table.mask.shape, encoder.dim), np.float32)  # (C, V, d)
     library_feats[table.mask] = feats
+    library_norms = np.zeros(table.mask.shape, np.float32)  # (C, V)
+    library_norms[table.mask] = norms
     prior = np.einsum("cvd,cd->cv", library_feats, text[""]["features"]) * table.mask  # (C, V)
     attrs = {**encoder.identity, "dataset": classes["dataset"], "num_classes": len(classes["names"]),
              "class_hash": classes["class_hash"], "library_sha256": table.sha256,
              "space_check": text_attrs.get("space_check", "")}  # the verdict on the classes' space, carried on
-    store.write_h5(paths.LIBRARY_H5, {"": {"features": library_feats, "mask": table.mask,
+    store.write_h5(paths.LIBRARY_H5, {"": {"features": library_feats, "norms": library_norms, "mask": table.mask,
                                            "prior": prior.astype(np.float32),
                                            "dimensions": np.array(table.dimensions, dtype=object)}}, attrs)
     print(f"embed_library: {table.mask.shape[0]} classes x {table.mask.shape[1]} descriptions "

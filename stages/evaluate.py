@@ -4,10 +4,11 @@
 
 Uses the epoch, fusion weight and post-hoc tau training kept (chosen on the val split where the params say `auto`;
 refused when the evaluate params changed since training). Scores every method on val (when the dataset has one),
-then reads the test split once, for the report: artifacts/metrics/metrics.json (test per method, `val` per method,
-`kept`), and on the test split per_class.csv, predictions.csv, routing.json, and the plot data and PNGs under
-artifacts/metrics/plots/ (pipeline/evaluation/figures.py); prints the tables. A `coop` model's frozen text encoder
-is rebuilt from the clip params; the class side (its prompts included) is computed once for both splits.
+then reads the test split once, for the report: artifacts/metrics/metrics.json (test per method and the routing
+block, `val` the same, `kept`), and on the test split per_class.csv, predictions.csv, routing.json, and the plot
+data and PNGs under artifacts/metrics/plots/ (pipeline/evaluation/figures.py); prints the tables. A `coop` model's
+frozen text encoder is rebuilt from the clip params; the class side (its prompts included) is computed once for
+both splits.
 """
 import torch
 
@@ -39,7 +40,8 @@ def run(params_path: str = "params.yaml") -> None:
     def score(split):
         split_feats, labels = feats.scored(split)
         return (*score_split(model, split_feats, labels, feats.classes, fusion_weight, posthoc_tau,
-                             runtime.batch_size, device, progress=True, side=side), labels)
+                             runtime.batch_size, device, progress=True, side=side, dimensions=feats.dimensions),
+                labels)
 
     val_metrics = score("val")[0] if feats.scored("val") is not None else None
     test_metrics, preds, routing, labels = score("test")  # the test split, read once, for the report

@@ -19,8 +19,9 @@ class ModelParams:
     """Section `model`: the lightweight MDPR head trained on cached features."""
 
     SECTION = "model"
-    heads: int = 8
-    """Attention heads of the router (the feature width must be divisible by it)."""
+    heads: int = 1
+    """Attention heads of the router (the feature width must be divisible by it). Official: 8 (1 kept: better on val,
+    see README: each of 8 heads routes on its own 1/8 slice of the features, too little to tell descriptions apart)."""
     dropout: float = 0.2
     """Dropout on the routing weights during training."""
     residual_scale: float = 1.0
@@ -36,6 +37,22 @@ class ModelParams:
     """identity: the router's value/output projections start at the identity (semantic branch = zero-shot with the
     library); pytorch: nn.MultiheadAttention's own init throughout. Official: pytorch (kept: better on val on average,
     see README)."""
+    router: Literal["attention", "mean"] = "attention"
+    """attention: image-conditioned weights over each class's descriptions (MDPR); mean: the uniform mean over its
+    valid descriptions, the value/output projections kept (the ablation: does routing help?)."""
+    router_qk_init: Literal["identity", "pytorch"] = "identity"
+    """identity: the router's query/key projections start at the identity (logits = scaled per-head dot products of
+    image and description); pytorch: Xavier init (logits near 0, weights near uniform at the start). Official:
+    pytorch (identity kept: better on val, see README)."""
+    router_scale: float = 300.0
+    """Initial inverse temperature t multiplying the attention logits q.k / sqrt(head width) (log-parametrised;
+    clamped at 1000). Official: 1, not learned (300 kept: better on val, see README)."""
+    router_scale_learned: bool = True
+    """Learn the inverse temperature t (else it stays router_scale). Official: false, with router_scale 1."""
+    router_keys: Literal["normalised", "raw"] = "normalised"
+    """The router's keys and values: the L2-normalised description embeddings of library.h5, or raw = those times
+    each description's norm before normalisation (library.h5 `norms`), as the official code feeds them. Official:
+    raw (see README)."""
     base: Literal["residual", "coop"] = "residual"
     """Base branch: residual = class-name embeddings + a learnable residual (no text encoder in training); coop =
     learnable context vectors in prompts "[ctx] {class name}." through the frozen CLIP text encoder every step."""
@@ -52,6 +69,7 @@ class ModelParams:
         check(self, "residual_scale", self.residual_scale >= 0, "a number >= 0")
         check(self, "adapter_ratio", 0 <= self.adapter_ratio <= 1, "a number in [0, 1]")
         check(self, "logit_scale", 0 < self.logit_scale <= 100, "a number in (0, 100]")
+        check(self, "router_scale", 0 < self.router_scale <= 1000, "a number in (0, 1000]")
         check(self, "n_ctx", 1 <= self.n_ctx <= 64, "an integer in [1, 64]")
 
 
@@ -79,9 +97,9 @@ class TrainParams:
     better on val, see README)."""
     tau: float = 1.0
     """Logit-adjustment strength: tau * log(class prior) is added to the logits of the LA losses during training."""
-    prior_smoothing: float = 0.0
+    prior_smoothing: float = 1.0
     """k in the LA class prior log((n_c + k) / sum(n + k)); 0 = the training frequency (an empty class counts as 1).
-    Official: 1 (kept at 0: marginally better on val, see README)."""
+    1 as in the official code (as good or better on val, see README)."""
     lambda_sem: float = 0.1
     """Weight of the semantic (router) loss, times the warm-up factor s."""
     sem_warmup: Literal["official", "linear"] = "official"

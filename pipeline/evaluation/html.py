@@ -23,7 +23,7 @@ import yaml
 
 from pipeline.core import paths
 from pipeline.core.errors import UserError
-from pipeline.evaluation.report import COLUMNS, LABELS
+from pipeline.evaluation.report import COLUMNS, LABELS, format_routing
 from pipeline.features import store
 from pipeline.features.space_verdict import failed_warning
 from pipeline.model.selection import describe_kept
@@ -83,8 +83,8 @@ def render_html(inputs: ReportInputs) -> str:
     if "kept" in metrics:
         body += ["<h2>What training kept</h2>", _pre(describe_kept(metrics["kept"])), _training(inputs.training)]
     if "val" in metrics:
-        body += ["<h2>Val split</h2>", warning, _table(metrics["val"])]
-    body += ["<h2>Test split</h2>", warning, _table(metrics), "<h2>Plots</h2>"]
+        body += ["<h2>Val split</h2>", warning, _table(metrics["val"]), _routing(metrics["val"])]
+    body += ["<h2>Test split</h2>", warning, _table(metrics), _routing(metrics), "<h2>Plots</h2>"]
     for name, caption in PLOTS.items():
         if name in inputs.plots:
             data = base64.b64encode(inputs.plots[name]).decode("ascii")
@@ -125,6 +125,13 @@ def _table(metrics: dict) -> str:
         f"<td>{100 * metrics[m][c]:.2f}%</td>" if c in metrics[m] else "<td>-</td>" for c in COLUMNS) + "</tr>"
         for m in LABELS if m in metrics]
     return "<table>" + head + "".join(rows) + "</table>"
+
+
+def _routing(metrics: dict) -> str:
+    """A split's routing figures (entropy, top weight, ...), or a note that this metrics.json predates them."""
+    if "routing" not in metrics:
+        return _missing("no routing figures in this metrics.json (written before they existed: rerun evaluate)")
+    return _pre(format_routing(metrics["routing"]))
 
 
 def _key_values(values: dict | None, keys: tuple[str, ...], source) -> str:

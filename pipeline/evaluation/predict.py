@@ -3,16 +3,22 @@
     predictor = load_predictor(ClipParams(...), EvaluateParams(...), RuntimeParams(...))   # once
     results, skipped = predict(predictor, collect_images(["photos/"]), skip_unreadable=True)
     results[0].top_k                 # [(class index, class name, probability), ...] best first
+    results[0].explanations[k]       # Explanation of the k-th class: routing, description, entropy, flat
     results[0].routing               # {dimension: weight} for the top class (slots of a dimension summed)
     results[0].description           # Description(dimension, text, weight): the top class's most-routed text
 
+An explanation is `flat` when the class's routing weights cannot be told from uniform: normalised entropy
+H / log V_c above FLAT_ENTROPY = 0.95 (V_c its valid descriptions). For V = 5, 0.95 is reached when the heaviest
+description weighs about 0.37 and the others share the rest evenly: under that, no description stands out enough
+for "the model looked at this description" to mean anything, and predict says "flat" instead of naming one.
+
 The probabilities are the softmax of the fused logits `w * base + (1 - w) * semantic - posthoc_tau * log prior`
 with the values training kept (evaluate.fusion_weight, evaluate.posthoc_tau, or the values chosen on val for
-`auto`), as the evaluate stage scores the test split. Images go through the
-CLIP encoder named by the `clip` params section, which must be the encoder the feature caches (and so the model)
-were made with: its identity is checked against images.h5 and the checkpoint (precision aside: fp16/bf16 vs fp32 is
-the same encoder). When the test split was cached with extra views (`embed.test_views: five_crop`), each image is
-scored on those same views, logits averaged, so a test image gets the prediction the evaluate stage counted.
+`auto`), as the evaluate stage scores the test split. Images go through the CLIP encoder named by the `clip` params
+section, which must be the encoder the feature caches (and so the model) were made with: its identity is checked
+against images.h5 and the checkpoint (precision aside: fp16/bf16 vs fp32 is the same encoder). When the test split
+was cached with extra views (`embed.test_views: five_crop`), each image is scored on those same views, logits
+averaged, so a test image gets the prediction the evaluate stage counted.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from pipeline.model.checkpoint import kept_fusion, load_checkpoint, load_trained
 from pipeline.model.inference import scores, view_mean
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import HeadSide, MDPRModel, fuse
+from pipeline.model.metrics import routing_entropy
 
 IDENTITY_KEYS_IGNORED = ("precision",)  # numeric format, not another encoder
 
@@ -52,12 +59,33 @@ class Description:
     weight: float             # routing weight of this one description
 
 
+FLAT_ENTROPY = 0.95  # normalised routing entropy above which an explanation is `flat` (module docstring)
+
+
+@dataclass
+class Explanation:
+    routing: dict[str, float]             # routing weight per dimension (slots of a dimension summed; sums to 1)
+    description: Description              # the description with the highest routing weight
+    entropy: float | None                 # H / log V_c of the weights; None for a class with one description
+
+    @property
+    def flat(self) -> bool:
+        return bool(self.entropy is not None and self.entropy > FLAT_ENTROPY)
+
+
 @dataclass
 class Prediction:
     path: str
     top_k: list[tuple[int, str, float]]   # (class index, class name, probability), best first
-    routing: dict[str, float]             # top class: routing weight per dimension (sums to 1)
-    description: Description              # top class: the description with the highest routing weight
+    explanations: list[Explanation]       # one per class of top_k, same order
+
+    @property
+    def routing(self) -> dict[str, float]:
+        return self.explanations[0].routing
+
+    @property
+    def description(self) -> Description:
+        return self.explanations[0].description
 
     @property
     def dominant_dimension(self) -> str:
@@ -160,52 +188,63 @@ def score(predictor: Predictor, image_feats: torch.Tensor, names: list[str], top
     logits = fuse(outputs["base"], outputs["sem"], *predictor.fusion, predictor.log_prior)
     weights = outputs["weights"]  # (B, C, V)
     probs, classes = logits.softmax(-1).topk(min(top_k, logits.shape[1]), dim=-1)  # (B, k) each
-    top_weights = weights[torch.arange(len(names), device=classes.device), classes[:, 0]].cpu().numpy()  # (B, V)
+    top_weights = weights.gather(1, classes[..., None].expand(-1, -1, weights.shape[-1])).cpu().numpy()  # (B, k, V)
     results = []
     for name, row_probs, row_classes, row_weights in zip(names, probs.cpu().tolist(), classes.cpu().tolist(),
                                                          top_weights):
-        routing, description = explain(predictor, row_classes[0], row_weights)
         ranked = [(c, predictor.class_names[c], p) for c, p in zip(row_classes, row_probs)]
-        results.append(Prediction(name, ranked,
-                                  routing, description))
+        results.append(Prediction(name, ranked, [explain(predictor, c, w) for c, w in zip(row_classes, row_weights)]))
     return results
 
 
-def explain(predictor: Predictor, class_index: int, weights: np.ndarray) -> tuple[dict[str, float], Description]:
-    """A class's routing weights (V,) as {dimension: summed weight} and its most-routed description."""
+def explain(predictor: Predictor, class_index: int, weights: np.ndarray) -> Explanation:
+    """A class's routing weights (V,) as {dimension: summed weight}, its most-routed description, its entropy."""
     dims = predictor.dimensions
     routing = {dim: float(total) for dim, total in per_dimension(weights, dims).items()}
     slot = int(np.argmax(weights))  # masked slots have weight 0
-    return routing, Description(dims[slot], predictor.texts[class_index][slot] or "", float(weights[slot]))
+    valid = int(predictor.model.library_mask[class_index].sum())
+    entropy = float(routing_entropy(weights, valid)) if valid >= 2 else None
+    return Explanation(routing, Description(dims[slot], predictor.texts[class_index][slot] or "", float(weights[slot])),
+                       entropy)
+
+
+def _explanation_record(explanation: Explanation) -> dict:
+    return {"routing": {dim: round(w, 6) for dim, w in explanation.routing.items()},
+            "entropy": None if explanation.entropy is None else round(explanation.entropy, 6),
+            "flat": explanation.flat,
+            "description": {"dimension": explanation.description.dimension, "text": explanation.description.text,
+                            "weight": round(explanation.description.weight, 6)}}
 
 
 def as_record(result: Prediction) -> dict:
-    """A JSON-ready dict of one prediction."""
+    """A JSON-ready dict of one prediction: the top class's explanation at the top level, every class's in top_k."""
     return {"path": result.path,
-            "top_k": [{"index": c, "class": name, "prob": round(p, 6)} for c, name, p in result.top_k],
-            "routing": {dim: round(w, 6) for dim, w in result.routing.items()},
-            "dominant_dimension": result.dominant_dimension,
-            "description": {"dimension": result.description.dimension, "text": result.description.text,
-                            "weight": round(result.description.weight, 6)}}
+            "top_k": [{"index": c, "class": name, "prob": round(p, 6), **_explanation_record(explanation)}
+                      for (c, name, p), explanation in zip(result.top_k, result.explanations)],
+            **_explanation_record(result.explanations[0]), "dominant_dimension": result.dominant_dimension}
 
 
 def as_csv_row(result: Prediction) -> dict:
     """A flat row of the --out CSV: path, top-1 class and probability, top-k list, routing, dominant dimension."""
-    index, name, prob = result.top_k[0]
+    (index, name, prob), top = result.top_k[0], _explanation_record(result.explanations[0])
     return {"path": result.path, "top1_class": name, "top1_index": index, "top1_prob": round(prob, 6),
             "top_k": ";".join(f"{n}:{p:.6f}" for _c, n, p in result.top_k),
             "dominant_dimension": result.dominant_dimension,
-            **{f"routing_{dim}": round(w, 6) for dim, w in result.routing.items()},
-            "description_dimension": result.description.dimension, "description": result.description.text}
+            **{f"routing_{dim}": w for dim, w in top["routing"].items()}, "entropy": top["entropy"],
+            "flat": top["flat"], "description_dimension": result.description.dimension,
+            "description": result.description.text}
 
 
-def format_text(result) -> str:
-    """One image's block: path, ranked classes with probabilities, routing of the top class, its top description."""
+def format_text(result: Prediction) -> str:
+    """One image's block: path, then per ranked class its probability, its routing per dimension with the entropy,
+    and its most-routed description, or "flat" when the weights cannot be told from uniform."""
     width = max(len(name) for _c, name, _p in result.top_k)
-    lines = [result.path] + [f"  {rank}. {name:<{width}}  {prob:.4f}"
-                             for rank, (_c, name, prob) in enumerate(result.top_k, 1)]
-    routing = ", ".join(f"{dim} {weight:.3f}" for dim, weight in result.routing.items())
-    lines.append(f"  routing ({result.top_k[0][1]}): {routing}")
-    lines.append(f"  top description [{result.description.dimension}, {result.description.weight:.3f}]: "
-                 f"{result.description.text}")
+    lines = [result.path]
+    for rank, ((_c, name, prob), explanation) in enumerate(zip(result.top_k, result.explanations), 1):
+        routing = ", ".join(f"{dim} {weight:.3f}" for dim, weight in explanation.routing.items())
+        entropy = "" if explanation.entropy is None else f" (entropy {explanation.entropy:.3f})"
+        described = explanation.description
+        top = (f"flat: no description stands out (entropy > {FLAT_ENTROPY})" if explanation.flat else
+               f"top description [{described.dimension}, {described.weight:.3f}]: {described.text}")
+        lines += [f"  {rank}. {name:<{width}}  {prob:.4f}", f"     routing: {routing}{entropy}", f"     {top}"]
     return "\n".join(lines)

@@ -27,6 +27,7 @@ class Features:
     library_mask: np.ndarray          # (C, V)
     library_prior: np.ndarray         # (C, V)
     dimensions: list[str]             # (V,)
+    library_norms: np.ndarray | None  # (C, V) description norms before L2 normalisation (None: library.h5 has none)
     hashes: dict[str, str]            # file name -> sha256, recorded in the checkpoint
     image_attrs: dict
     space_check: str = ""             # classes.h5's verdict on an import's embedding space (features/space.py)
@@ -69,5 +70,5 @@ def load_features(with_images: bool = True, splits: tuple[str, ...] | None = Non
     groups = {name: group for name, group in images.items() if name and (splits is None or name in splits)}
     hashes = {p.name: file_sha256(p) for p in (paths.IMAGES_H5, paths.CLASSES_H5, paths.LIBRARY_H5)}
     return Features(classes, groups, text[""]["features"], library[""]["features"], library[""]["mask"],
-                    library[""]["prior"], list(library[""]["dimensions"]), hashes, image_attrs,
-                    text_attrs.get("space_check", ""))
+                    library[""]["prior"], list(library[""]["dimensions"]), library[""].get("norms"), hashes,
+                    image_attrs, text_attrs.get("space_check", ""))

@@ -78,12 +78,15 @@ class Encoder:
         feats = self.model.encode_image(images.to(self.device, self.input_dtype, non_blocking=True))
         return torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy()
 
-    def encode_texts(self, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
+    def encode_texts(self, texts: list[str], batch_size: int, progress: bool = False, with_norms: bool = False):
         """Strings -> (N, d) L2-normalised float32, in batches of similar length, each run only up to its longest
-        prompt (pipeline/features/text.py); a progress bar on stderr when `progress` and it takes a few seconds."""
+        prompt (pipeline/features/text.py); a progress bar on stderr when `progress` and it takes a few seconds.
+        `with_norms`: also the (N,) norms of the features before normalisation."""
         if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        return encode_texts(self.model, self.tokenizer, texts, batch_size, self.device, progress)
+            empty = np.zeros((0, self.dim), np.float32)
+            return (empty, np.zeros(0, np.float32)) if with_norms else empty
+        return encode_texts(self.model, self.tokenizer, texts, batch_size, self.device, progress,
+                            with_norms=with_norms)
 
     def encode_class_names(self, names: list[str], templates: str, batch_size: int,
                            progress: bool = False) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -91,19 +90,21 @@ def encode_tokens(model, tower: TextTower | None, tokens: torch.Tensor) -> torch
 
 
 def encode_texts(model, tokenizer, texts: list[str], batch_size: int, device, progress: bool = False,
-                 label: str = "encode texts") -> np.ndarray:
+                 label: str = "encode texts", with_norms: bool = False):
     """Strings (at least one) -> (N, d) L2-normalised float32 in input order; batches of similar length, longest
-    first, each with a progress bar on stderr when `progress` and the work takes more than a few seconds."""
+    first, each with a progress bar on stderr when `progress` and the work takes more than a few seconds.
+    `with_norms`: also each text feature's norm before normalisation, (N,) float32."""
     tower = text_tower(model)
     tokens = tokenizer(texts)  # (N, 77)
     lengths = end_positions(tower, tokens) if tower is not None else torch.zeros(len(texts), dtype=torch.long)
     order = torch.argsort(lengths, descending=True, stable=True)  # (N,)
-    out = None
+    out, norms = None, torch.empty(len(texts))
     with torch.inference_mode(), progress_bar(len(texts), label, "text", progress) as bar:
         for rows in order.split(batch_size):
-            feats = F.normalize(encode_tokens(model, tower, tokens[rows].to(device)).float(), dim=-1).cpu()
+            raw = encode_tokens(model, tower, tokens[rows].to(device)).float()  # (b, d)
+            feats = F.normalize(raw, dim=-1).cpu()
             if out is None:
                 out = torch.empty(len(texts), feats.shape[1])
-            out[rows] = feats
+            out[rows], norms[rows] = feats, raw.norm(dim=-1).cpu()
             bar.update(len(rows))
-    return out.numpy()
+    return (out.numpy(), norms.numpy()) if with_norms else out.numpy()

@@ -50,7 +50,8 @@ def build_model(feats: Features, model_params: ModelParams, seed: int | None = N
     return MDPRModel(torch.from_numpy(feats.class_feats), torch.from_numpy(feats.library_feats),
                      torch.from_numpy(feats.library_mask), model_params,
                      library_prior=torch.from_numpy(feats.library_prior), seed=seed,
-                     router_init=model_params.router_init, prompts=prompts)
+                     router_init=model_params.router_init, prompts=prompts,
+                     library_norms=None if feats.library_norms is None else torch.from_numpy(feats.library_norms))
 
 
 def save_checkpoint(path: Path, state: dict, feats: Features, model_params: ModelParams, train_params: TrainParams,

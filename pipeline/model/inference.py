@@ -67,12 +67,18 @@ def infer(model: MDPRModel, feats, batch_size: int = 1024, device="cpu", zero_sh
         model.train(was_training)
 
 
-def branch_logits(model: MDPRModel, feats, batch_size: int = 1024, device="cpu") -> dict[str, torch.Tensor]:
-    """base (N, C) and sem (N, C) logits of every row, float32 on CPU (preallocated, filled batch by batch)."""
+def branch_logits(model: MDPRModel, feats, batch_size: int = 1024, device="cpu",
+                  labels=None) -> dict[str, torch.Tensor]:
+    """base (N, C) and sem (N, C) logits of every row, float32 on CPU (preallocated, filled batch by batch); with
+    `labels` (N,) also `routing` (N, V): the routing weights of each row's true class."""
     out: dict[str, torch.Tensor] = {}
     for rows, outputs in infer(model, feats, batch_size, device):
-        for key in ("base", "sem"):
+        true = None if labels is None else torch.as_tensor(labels[rows]).long().to(outputs["weights"].device)
+        batch = {"base": outputs["base"], "sem": outputs["sem"]}
+        if true is not None:
+            batch["routing"] = outputs["weights"][torch.arange(len(true), device=true.device), true]  # (B, V)
+        for key, value in batch.items():
             if key not in out:
-                out[key] = torch.empty((len(feats), outputs[key].shape[1]), dtype=torch.float32)
-            out[key][rows] = outputs[key].cpu()
+                out[key] = torch.empty((len(feats), value.shape[1]), dtype=torch.float32)
+            out[key][rows] = value.cpu()
     return out

@@ -24,6 +24,7 @@ LIVE_NAMES = {
     "val_mean_class": "val/mean_class",    # mean per-class val accuracy: the score that keeps the epoch
     "val_fusion_weight": "val/fusion_weight",  # w in use at this epoch (chosen on val when `auto`)
     "val_posthoc_tau": "val/posthoc_tau",      # post-hoc tau in use at this epoch
+    "val_routing_entropy": "val/routing_entropy",  # mean H / log V of the val images' true-class routing (1 = flat)
     "lr": "schedule/lr",               # learning rate of the epoch's last step
     "lambda_sem": "schedule/sem_weight",   # lambda_sem x the warm-up factor s of the epoch's last step
 }
@@ -48,10 +49,13 @@ def kept_summary(history: list[dict], kept: dict) -> dict:
 
 def epoch_line(record: dict, epochs: int, seconds: float) -> str:
     """One progress line per epoch on stderr: loss and train accuracy of each branch (epoch 0, with a val split: the
-    untrained head), and validation accuracy of the fused prediction when there is a val split."""
+    untrained head), and, when there is a val split, validation accuracy of the fused prediction and the mean
+    normalised entropy of the val images' true-class routing (1 = flat: the router does not route)."""
     parts = [f"loss {record['loss']:.4f}"] if "loss" in record else ["untrained head"]
     parts += [f"train acc {branch} {record[f'train_acc_{branch}']:.3f}" for branch in ("base", "sem")
               if f"train_acc_{branch}" in record]
     if "val_mean_class" in record:
         parts += [f"val top-1 {record['val_top1']:.3f}", f"val mean-class {record['val_mean_class']:.3f}"]
+    if "val_routing_entropy" in record:
+        parts.append(f"val routing entropy {record['val_routing_entropy']:.3f}")
     return f"train: epoch {record['epoch']}/{epochs}: {', '.join(parts)} ({seconds:.0f} s)"

@@ -51,13 +51,17 @@ class MDPRModel(nn.Module):
 
     Frozen inputs are buffers kept in their given dtype (float16 caches stay float16) and cast per call.
     `library_prior` (C, V) defaults to cos(description, class-name embedding), 0 where masked, as in library.h5.
+    `library_norms` (C, V): each description's norm before L2 normalisation (library.h5 `norms`), required by
+    `params.router_keys == "raw"`, where the router's keys and values are the normalised embeddings times these norms
+    (the official code's raw text features); the zero-shot baselines and the prior always use the normalised ones.
     `seed` (optional) makes the parameter init independent of the global RNG; `router_init` is Router's `init`.
     `prompts` (required for `params.base == "coop"`): a module returning the (C, d) class text features.
     """
 
     def __init__(self, class_feats: torch.Tensor, library_feats: torch.Tensor, library_mask: torch.Tensor | None,
                  params: ModelParams = ModelParams(), library_prior: torch.Tensor | None = None,
-                 seed: int | None = None, router_init: str = "identity", prompts: nn.Module | None = None):
+                 seed: int | None = None, router_init: str = "identity", prompts: nn.Module | None = None,
+                 library_norms: torch.Tensor | None = None):
         super().__init__()
         class_feats, library_feats = torch.as_tensor(class_feats), torch.as_tensor(library_feats)
         classes, views, dim = library_feats.shape
@@ -74,7 +78,13 @@ class MDPRModel(nn.Module):
         if (params.base == "coop") != (prompts is not None):
             raise UserError(f"model: base {params.base!r} takes {'a' if params.base == 'coop' else 'no'} prompt "
                             "learner (pipeline/model/coop.py); build the model with pipeline.model.checkpoint.")
+        if params.router_keys == "raw" and library_norms is None:
+            raise UserError("model.router_keys = raw needs each description's raw norm (library.h5 `norms`), which "
+                            "these library features lack; rerun `mdpr embed-library` or set model.router_keys: "
+                            "normalised.")
         self.params = params
+        norms = torch.ones(classes, views) if library_norms is None else torch.as_tensor(library_norms).float()
+        self.register_buffer("library_norms", norms if params.router_keys == "raw" else torch.ones_like(norms))
         self.register_buffer("class_feats", class_feats)  # (C, d)
         self.register_buffer("library_feats", library_feats)  # (C, V, d)
         self.register_buffer("library_mask", mask)  # (C, V)
@@ -87,7 +97,8 @@ class MDPRModel(nn.Module):
             self.prompts = prompts
             self.logit_scale = nn.Parameter(torch.tensor(math.log(params.logit_scale)))  # log s, as in CLIP
             self.adapter = _adapter(dim) if params.adapter else None
-            self.router = Router(dim, params.heads, params.dropout, router_init)
+            self.router = Router(dim, params.heads, params.dropout, router_init, params.router_qk_init,
+                                 params.router_scale, params.router_scale_learned, params.router)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -119,6 +130,11 @@ class MDPRModel(nn.Module):
     def library(self) -> torch.Tensor:
         return self.library_feats.to(self.dtype)  # (C, V, d)
 
+    def router_library(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The router's keys and values (C, V, d): the library, times the raw norms with router_keys "raw"; classes
+        start..stop-1 only when given (a chunk of classes, without the whole product)."""
+        return self.library()[start:stop] * self.library_norms[start:stop, :, None].to(self.dtype)
+
     def description_means(self, normalise: bool = True) -> torch.Tensor:
         """Each class's mean valid description embedding (C, d), L2-normalised unless `normalise=False`."""
         valid = self.library_mask.to(self.dtype)  # (C, V)
@@ -127,14 +143,14 @@ class MDPRModel(nn.Module):
 
     def routed(self, feats: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
         """Routed features (P, d) of adapted image features `feats` (P, d) for classes class_idx (P,)."""
-        return self.router.routed(feats, class_idx, self.library(), self.library_mask)
+        return self.router.routed(feats, class_idx, self.router_library(), self.library_mask)
 
     def class_side(self, router: bool = True) -> HeadSide:
         """Everything `forward` computes without the images (for frozen weights; no gradients are kept); `router`
         False leaves the router's side (the largest part: (VC, 2d) projections, (C, hV, hV) Gram matrices) to
         `side_chunks`."""
         with torch.no_grad():
-            sides = self.router.class_sides(self.library(), self.library_mask) if router else None
+            sides = self.router.class_sides(self.router_library(), self.library_mask) if router else None
             return HeadSide(self.scale(), self.class_weights(), sides, self.class_feats.float(),
                             self.description_means())
 
@@ -149,7 +165,7 @@ class MDPRModel(nn.Module):
             for index, start in enumerate(starts):
                 stop = min(start + chunk, classes)
                 router = [side.router[index]] if held else \
-                    self.router.class_sides(self.library()[start:stop], self.library_mask[start:stop], chunk)
+                    self.router.class_sides(self.router_library(start, stop), self.library_mask[start:stop], chunk)
                 yield start, stop, HeadSide(side.scale, side.class_weights[start:stop], router,
                                             side.class_feats[start:stop], side.description_means[start:stop])
 
@@ -160,7 +176,7 @@ class MDPRModel(nn.Module):
         feats = self.adapt(image_feats)  # (B, d)
         if side is None:
             scale, class_weights = self.scale(), self.class_weights()
-            sim, weights = self.router(feats, self.library(), self.library_mask)  # (B, C), (B, C, V)
+            sim, weights = self.router(feats, self.router_library(), self.library_mask)  # (B, C), (B, C, V)
         else:
             scale, class_weights = side.scale, side.class_weights
             sim, weights = self.router(feats, None, side=side.router)

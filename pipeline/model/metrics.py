@@ -3,6 +3,7 @@
     report = accuracy_report(pred, labels, classes["groups"])   # pred, labels (N,); groups (C,) from classes.json
     report["top1"], report["mean_class"], report.get("few")
     report = with_top5(report, top_k_hits(logits, labels))      # + top5: the true class among the 5 best logits
+    routing_entropy(true_class_weights, valid_counts)            # H / log V per image (1 = flat routing)
 
 Groups come from classes.json, where `prepare` computed them once (pipeline/data/manifest.py; standard LT protocol,
 Liu et al. 2019: `many` with > 100 training images, `medium` 20..100, `few` < 20, thresholds in the dataset
@@ -13,6 +14,7 @@ evaluation images is absent from the report (never NaN).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from pipeline.data.manifest import GROUPS
@@ -60,3 +62,11 @@ def with_top5(report: dict, hits) -> dict:
     """`report` with `top5` (the fraction of `hits`, from top_k_hits) right after `top1`."""
     top5 = torch.as_tensor(hits).double().mean().item()
     return {"top1": report["top1"], "top5": top5, **{key: v for key, v in report.items() if key != "top1"}}
+
+
+def routing_entropy(weights: np.ndarray, valid_counts: np.ndarray) -> np.ndarray:
+    """Normalised entropy H(w) / log(V_c) per row: weights (..., V) (0 on invalid slots), valid_counts (...) >= 2
+    valid descriptions of the row's class. 1 = the uniform mean (no routing), 0 = all weight on one description."""
+    weights = np.asarray(weights, np.float64)
+    logs = np.log(np.where(weights > 0, weights, 1.0))  # 0 log 0 = 0
+    return -(weights * logs).sum(-1) / np.log(valid_counts)

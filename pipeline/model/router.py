@@ -1,6 +1,6 @@
 """The router: image-conditioned multi-head attention over each class's description embeddings (semantic branch).
 
-    router = Router(dim=512, heads=8, dropout=0.2, init="identity")
+    router = Router(dim=512, heads=8, dropout=0.2, init="identity", qk_init="identity", scale=10.0)
     sim, weights = router(image_feats, library_feats, mask)     # (B, d), (C, V, d), (C, V) -> (B, C), (B, C, V)
     side = router.class_side(library_feats, mask)               # frozen weights: the class side once per run
     sim, weights = router(image_feats, None, side=side)
@@ -13,9 +13,18 @@ the key/value projections of every description are one matmul per call, the outp
 class side (a per-class Gram matrix), and cos(f_b, x_bc) is assembled from dot products and that Gram matrix, so
 the (B, C, d) routed features are never materialised. The arithmetic and its hand-written backward live in
 pipeline/model/router_kernel.py. `naive_router` is the reference formulation, kept for tests and benchmarks.
+
+Beyond the reference code (each one param away from it): the attention logits are multiplied by an inverse
+temperature t = exp(log_scale) (learned unless `learn_scale=False`; the parameter is clamped at log 1000 before each
+forward, as the logit scale is at log 100), folded into the queries so the kernel is unchanged; the query/key
+projections may start at the identity (`qk_init="identity"`: each head's logit starts as t/sqrt(e) times the dot
+product of the image's and the description's slices of that head); and `mode="mean"` replaces the attention weights
+by the uniform mean over each class's valid descriptions (queries set to zero: every logit is 0), keeping the
+value/output projections: the ablation "does routing help?".
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +35,8 @@ from pipeline.core.errors import UserError
 from pipeline.model.router_kernel import RoutedCosine, RouterStep, class_forward
 
 ROUTER_INITS = ("identity", "pytorch")
+ROUTER_MODES = ("attention", "mean")
+MAX_ATTENTION_SCALE = 1000.0
 SIDE_CHUNK = 1024
 """Classes per chunk of a frozen class side (`Router.class_sides`): a batch of B images is scored one chunk at a
 time, so its (h, V, C, B) intermediates never exceed those of C = 1024 (at C = 8,142 and B = 64 the whole class
@@ -53,25 +64,40 @@ class Router(nn.Module):
     class-name embeddings. "pytorch" keeps nn.MultiheadAttention's own random init throughout (reference code);
     it starts from a random projection: 4.5 points lower val top-1 on the CLIP-like feature import, 1.2 higher on
     the synthetic demo (3 seeds; README, "Official code vs project defaults").
-    The query/key projections keep PyTorch's init in both cases.
+    qk_init "identity" starts the query/key projections at the identity as well (logits start as scaled per-head
+    dot products of image and description), "pytorch" keeps PyTorch's Xavier init (reference code), under which the
+    logits start near 0 and the weights near uniform.
 
     `weights` returned by `forward` are the head-averaged attention probabilities *before* attention dropout (a
     distribution over each class's descriptions); the routed features use the dropped-out probabilities, exactly
     like `nn.MultiheadAttention` in training mode.
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, init: str = "identity"):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, init: str = "identity", qk_init: str = "pytorch",
+                 scale: float = 1.0, learn_scale: bool = False, mode: str = "attention"):
         super().__init__()
         if dim % heads:
             raise UserError(f"model.heads = {heads} does not divide the feature width {dim}; pick a divisor of {dim}.")
-        if init not in ROUTER_INITS:
-            raise UserError(f"model: router init {init!r} is not one of {', '.join(ROUTER_INITS)}.")
-        self.heads, self.head_dim, self.dropout = heads, dim // heads, dropout
+        for name, value, allowed in (("router init", init, ROUTER_INITS), ("router qk init", qk_init, ROUTER_INITS),
+                                     ("router", mode, ROUTER_MODES)):
+            if value not in allowed:
+                raise UserError(f"model: {name} {value!r} is not one of {', '.join(allowed)}.")
+        self.heads, self.head_dim, self.dropout, self.mode = heads, dim // heads, dropout, mode
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        if init == "identity":
-            with torch.no_grad():  # value and output projections start as identity: x_bc = routed mix of E_c
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale)), requires_grad=learn_scale)  # log t
+        with torch.no_grad():
+            if init == "identity":  # value and output projections start as identity: x_bc = routed mix of E_c
                 self.attn.in_proj_weight[2 * dim:].copy_(torch.eye(dim))
                 self.attn.out_proj.weight.copy_(torch.eye(dim))
+            if qk_init == "identity":  # queries and keys start as the features themselves
+                self.attn.in_proj_weight[:2 * dim].copy_(torch.eye(dim).repeat(2, 1))
+
+    def query_scale(self) -> torch.Tensor:
+        """What multiplies the attention logits: t = exp(log_scale), the parameter clamped in place at log 1000 first
+        (the gradient still flows at the bound); 0 with mode "mean" (uniform weights)."""
+        with torch.no_grad():
+            self.log_scale.clamp_(max=math.log(MAX_ATTENTION_SCALE))
+        return self.log_scale.exp() * (self.mode == "attention")
 
     def _project(self, feats: torch.Tensor, which: int) -> torch.Tensor:
         """Query (0), key (1) or value (2) projection, split into heads: (..., d) -> (..., h, e)."""
@@ -86,7 +112,8 @@ class Router(nn.Module):
         return scores.softmax(-1)
 
     def _queries(self, image_feats: torch.Tensor) -> torch.Tensor:
-        return self._project(image_feats, 0) * self.head_dim ** -0.5  # (B, h, e), scaled like nn.MultiheadAttention
+        scale = self.query_scale().to(image_feats.dtype) * self.head_dim ** -0.5  # 1/sqrt(e) as nn.MultiheadAttention
+        return self._project(image_feats, 0) * scale  # (B, h, e)
 
     @torch.no_grad()
     def class_side(self, library_feats: torch.Tensor, mask: torch.Tensor | None = None) -> ClassSide:
@@ -161,17 +188,22 @@ def _at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def naive_router(attn: nn.MultiheadAttention, image_feats: torch.Tensor, library_feats: torch.Tensor,
-                 mask: torch.Tensor | None = None):
+                 mask: torch.Tensor | None = None, query_scale: torch.Tensor | float = 1.0):
     """Reference formulation: B*C sequences (query repeated per class, keys per image) -> sim, weights, routed.
 
     Returns sim (B, C), head-averaged weights (B, C, V) and the routed features (B, C, d). In training mode the
-    weights are after dropout, as nn.MultiheadAttention returns them.
+    weights are after dropout, as nn.MultiheadAttention returns them. `query_scale` (Router.query_scale()) multiplies
+    the attention logits: applied to the query projection's weight and bias, so `attn` itself runs unchanged.
     """
     (batch, dim), (classes, views, _) = image_feats.shape, library_feats.shape
     queries = image_feats[:, None, None, :].expand(batch, classes, 1, dim).reshape(batch * classes, 1, dim)
     library = library_feats[None].expand(batch, classes, views, dim).reshape(batch * classes, views, dim)
     padding = None if mask is None else ~mask[None].expand(batch, classes, views).reshape(batch * classes, views)
-    routed, weights = attn(queries, library, library, key_padding_mask=padding, need_weights=True)
+    factor = torch.ones(3 * dim, dtype=image_feats.dtype, device=image_feats.device)
+    factor = torch.cat([factor[:dim] * query_scale, factor[dim:]])  # (3d,): t on the query rows
+    scaled = {"in_proj_weight": attn.in_proj_weight * factor[:, None], "in_proj_bias": attn.in_proj_bias * factor}
+    routed, weights = torch.func.functional_call(attn, scaled, (queries, library, library),
+                                                 {"key_padding_mask": padding, "need_weights": True})
     routed = routed.reshape(batch, classes, dim)  # (B, C, d)
     sim = F.cosine_similarity(image_feats[:, None, :], routed, dim=-1)  # (B, C)
     return sim, weights.reshape(batch, classes, views), routed

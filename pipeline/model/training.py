@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from pipeline.config.model_params import EvaluateParams, TrainParams
@@ -29,6 +30,7 @@ from pipeline.core.device import autocast
 from pipeline.model.inference import branch_logits
 from pipeline.model.losses import KAProjection, class_log_prior, mdpr_loss, warmup_factor
 from pipeline.model.mdpr import MDPRModel
+from pipeline.model.metrics import routing_entropy
 from pipeline.model.selection import auto_keys, choose_fusion, require_val
 
 
@@ -61,10 +63,11 @@ def fit(model: MDPRModel, train_feats: torch.Tensor, train_labels: torch.Tensor,
             if per_epoch:
                 schedule.step()
         if val is not None:
-            out = branch_logits(model, val[0], device=device)
+            out = branch_logits(model, val[0], device=device, labels=val[1])
             choice = choose_fusion(out["base"], out["sem"], val[1], train_counts, fusion)
             record.update({f"val_{name}": value for name, value in choice.report.items()},  # top1, top5, groups
                           val_fusion_weight=choice.fusion_weight, val_posthoc_tau=choice.posthoc_tau)
+            record.update(_val_entropy(model, out["routing"], val[1]))
         history.append(record)
         if log_epoch is not None:
             log_epoch(record)
@@ -75,6 +78,16 @@ def fit(model: MDPRModel, train_feats: torch.Tensor, train_labels: torch.Tensor,
             kept = _kept(record, fusion, val is not None)
     model.load_state_dict(best_state)
     return best_state, history, kept
+
+
+def _val_entropy(model: MDPRModel, routing: torch.Tensor, labels) -> dict:
+    """val_routing_entropy: the mean normalised entropy of the val images' true-class routing (1 = flat), over the
+    images whose class has >= 2 valid descriptions (nothing when none has)."""
+    counts = model.library_mask.sum(1).cpu().numpy()[np.asarray(labels)]  # (N,)
+    routed = counts >= 2
+    if not routed.any():
+        return {}
+    return {"val_routing_entropy": float(routing_entropy(routing.numpy()[routed], counts[routed]).mean())}
 
 
 def _kept(record: dict, fusion: EvaluateParams, has_val: bool) -> dict:

@@ -113,6 +113,12 @@ def test_report_prints_the_numbers_of_metrics_json(trained_project):
     assert "kept epoch" in test and "fusion weight 0.5 (params)" in test
     _assert_table_shows(val.removeprefix("val split:").strip().splitlines(), metrics["val"])
     _assert_table_shows(test.strip().splitlines(), metrics)
+    for text, block in ((val, metrics["val"]["routing"]), (test, metrics["routing"])):
+        assert (f"routing (true class): entropy {block['entropy']:.3f} (1 = flat), top weight "
+                f"{block['top_weight']:.3f}, effective descriptions {block['effective_descriptions']:.2f}, image "
+                f"dependence (std) {block['image_std']['mean']:.3f}") in text
+        assert "routing per dimension: " + ", ".join(f"{d} {w:.3f}" for d, w in block["dimensions"]["all"].items()) \
+            in text
 
 
 def _assert_table_shows(lines: list[str], metrics: dict) -> None:

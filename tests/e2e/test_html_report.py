@@ -3,6 +3,7 @@
     .venv/bin/python -m pytest tests/e2e/test_html_report.py -q       # apt-get install chromium (Debian)
 """
 import base64
+import html
 import json
 import re
 
@@ -12,6 +13,7 @@ import pytest
 from pipeline.core import paths
 from pipeline.evaluation.html import PLOTS
 from pipeline.evaluation.plots import STYLE
+from pipeline.evaluation.report import format_routing
 from tests.helpers.browser import screenshot
 from tests.helpers.worlds import run_mdpr
 
@@ -40,6 +42,8 @@ def test_the_page_holds_the_run_and_needs_nothing_from_elsewhere(report, trained
         for method in ("zero_shot", "base", "semantic", "mdpr"):
             assert f"<td>{100 * table[method]['top1']:.2f}%</td><td>{100 * table[method]['top5']:.2f}%</td>" in text
     assert f"kept epoch {metrics['kept']['epoch']} (val)" in text
+    for table in (metrics, metrics["val"]):  # each split's routing figures
+        assert html.escape(format_routing(table["routing"]), quote=True) in text
     records = [json.loads(line) for line in paths.LIBRARY.read_text().splitlines()]
     assert f"{len(records)} descriptions by source: offline {len(records)}. Fallbacks" in text
     assert "<th>model</th><td>mdpr-tiny</td>" in text and "<th>backend</th><td>offline</td>" in text

@@ -53,11 +53,32 @@ def test_library_features_and_prior(trained_world):
     assert attrs["class_hash"] == json.loads((trained_world / paths.CLASSES).read_text())["class_hash"]
 
 
+def test_library_stores_each_descriptions_norm_before_normalisation(trained_world):
+    """library.h5 `norms` (for model.router_keys: raw) are the norms of open_clip's own encode_text outputs."""
+    import torch
+
+    from pipeline.config.data_params import ClipParams
+    from pipeline.config.params import load_params
+    from pipeline.features.clip import load_encoder
+    from pipeline.library.io import read_library
+
+    lib = store.read_h5(trained_world / paths.LIBRARY_H5)[0][""]
+    classes = json.loads((trained_world / paths.CLASSES).read_text())
+    table = read_library(trained_world / paths.LIBRARY, classes["names"])
+    encoder = load_encoder(load_params(trained_world / "params.yaml", ClipParams), "cpu")
+    with torch.no_grad():
+        raw = encoder.model.encode_text(encoder.tokenizer(table.texts)).float()  # (R, d), padded, not normalised
+    np.testing.assert_allclose(lib["norms"][table.mask], raw.norm(dim=-1).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(lib["features"][table.mask], (raw / raw.norm(dim=-1, keepdim=True)).numpy(), atol=1e-5)
+    assert lib["norms"].min() > 0 and np.ptp(lib["norms"]) > 0  # raw norms vary: the raw keys differ from normalised
+
+
 def test_every_reported_number_matches_a_hand_computation(trained_world):
     metrics = json.loads((trained_world / paths.METRICS).read_text())
     classes = json.loads((trained_world / paths.CLASSES).read_text())
     present = set(classes["groups"])
-    assert set(metrics) == set(METHODS) | {"val", "kept"} and set(metrics["val"]) == set(METHODS)
+    assert set(metrics) == set(METHODS) | {"val", "kept", "routing"}
+    assert set(metrics["val"]) == set(METHODS) | {"routing"}
     for values in [metrics[m] for m in METHODS] + [metrics["val"][m] for m in METHODS]:
         assert set(values) == {"top1", "top5", "mean_class"} | present
         assert all(0 <= v <= 1 for v in values.values())

@@ -8,8 +8,11 @@
 No project code computes these numbers: only the cached arrays and the checkpoint's tensors are read. The formulas:
 zero-shot = 100 cos(f, t_c); zero-shot + library = 100 cos(f, mean_v e_cv); base = s cos(f, t_c + alpha r_c);
 semantic = s cos(f, x_c), with x_c = W_o (sum_v a_v (W_v e_cv + b_v)) + b_o the multi-head attention of the query
-W_q f + b_q over the keys W_k e_cv + b_k (invalid descriptions masked); fused = w base + (1 - w) semantic - tau log
-prior. Multi-view images: each view L2-normalised, every output averaged over the views.
+W_q f + b_q over the keys W_k e_cv + b_k (invalid descriptions masked), logits t q.k / sqrt(e) with t = min(exp(log
+t), 1000) (0 with `model.router: mean`), and e_cv times its raw norm from library.h5 with `router_keys: raw`;
+fused = w base + (1 - w) semantic - tau log prior. Multi-view images: each view L2-normalised, every output averaged
+over the views. The routing block of metrics.json: per image the true class's weights, entropy / log(valid count),
+max, exp(entropy); per dimension the mean, and per class the std over its images, in plain loops.
 """
 from __future__ import annotations
 
@@ -29,8 +32,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def scores_by_hand(views, class_feats, library_feats, mask, state: dict, model: dict,
-                   fusion_weight: float = 0.5, posthoc_tau: float = 0.0, train_counts=None) -> tuple[dict, np.ndarray]:
-    """Logits (N, C) of every method and routing weights (N, C, V), averaged over the A views of views (N, A, d)."""
+                   fusion_weight: float = 0.5, posthoc_tau: float = 0.0, train_counts=None,
+                   norms=None) -> tuple[dict, np.ndarray]:
+    """Logits (N, C) of every method and routing weights (N, C, V), averaged over the A views of views (N, A, d);
+    `norms` (C, V): library.h5's raw description norms (needed with router_keys: raw)."""
     assert not model["adapter"], "the hand computation covers the head without CLIP-Adapter"
     f = _unit(np.asarray(views, np.float64))  # (N, A, d)
     t, e = np.asarray(class_feats, np.float64), np.asarray(library_feats, np.float64)  # (C, d), (C, V, d)
@@ -45,9 +50,11 @@ def scores_by_hand(views, class_feats, library_feats, mask, state: dict, model: 
     dim, heads = t.shape[1], model["heads"]
     head = dim // heads
     q = (f @ wq.T + bq).reshape(*f.shape[:2], heads, head)  # (N, A, h, e)
-    k = (e @ wk.T + bk).reshape(*e.shape[:2], heads, head)  # (C, V, h, e)
-    v = (e @ wv.T + bv).reshape(*e.shape[:2], heads, head)  # (C, V, h, e)
-    attention = np.einsum("nahe,cvhe->nachv", q, k) / np.sqrt(head)
+    keys = e * np.asarray(norms, np.float64)[..., None] if model["router_keys"] == "raw" else e  # (C, V, d)
+    k = (keys @ wk.T + bk).reshape(*e.shape[:2], heads, head)  # (C, V, h, e)
+    v = (keys @ wv.T + bv).reshape(*e.shape[:2], heads, head)  # (C, V, h, e)
+    temperature = 0.0 if model["router"] == "mean" else min(np.exp(w["router.log_scale"]), 1000.0)
+    attention = temperature * np.einsum("nahe,cvhe->nachv", q, k) / np.sqrt(head)
     attention = np.where(valid[None, None, :, None, :], attention, -np.inf)
     attention = np.exp(attention - attention.max(-1, keepdims=True))
     attention /= attention.sum(-1, keepdims=True)  # (N, A, C, h, V)
@@ -80,6 +87,30 @@ def metrics_by_hand(preds: np.ndarray, labels: np.ndarray, groups: list[str],
     return report, per_class
 
 
+def routing_by_hand(true_weights: np.ndarray, labels: np.ndarray, groups: list[str], dimensions: list[str],
+                    mask: np.ndarray) -> dict:
+    """metrics.json's routing block from the true-class weights (N, V), written out image by image."""
+    entropies, tops, effective, sums = [], [], [], []
+    for weights, label in zip(true_weights.astype(np.float64), labels):
+        entropy = -sum(w * np.log(w) for w in weights if w > 0)
+        if mask[label].sum() >= 2:
+            entropies.append(entropy / np.log(mask[label].sum()))
+        tops.append(max(weights))
+        effective.append(np.exp(entropy))
+        sums.append({dim: sum(w for w, d in zip(weights, dimensions) if d == dim) for dim in dimensions})
+    image_groups = [groups[label] for label in labels]
+    dims = {name: {dim: np.mean([row[dim] for row, g in zip(sums, image_groups) if name in ("all", g)])
+                   for dim in dimensions}
+            for name in ("all", "many", "medium", "few") if name == "all" or name in image_groups}
+    spread = {}
+    for dim in dict.fromkeys(dimensions):
+        per_class = [[row[dim] for row, y in zip(sums, labels) if y == c] for c in sorted(set(labels.tolist()))]
+        spread[dim] = np.mean([np.std(values) for values in per_class if len(values) >= 2])
+    spread["mean"] = np.mean(list(spread.values()))
+    return {"entropy": np.mean(entropies), "top_weight": np.mean(tops), "effective_descriptions": np.mean(effective),
+            "dimensions": dims, "image_std": spread}
+
+
 def evaluate_by_hand(project: Path) -> dict:
     """What the evaluate stage must write for `project` (its caches and checkpoint): the test split's logits,
     predictions, metrics, per-class accuracies and routing, and the val split's metrics (None without val). The
@@ -96,11 +127,15 @@ def evaluate_by_hand(project: Path) -> dict:
         views = split["views"] if "views" in split else split["features"][:, None]  # (N, A, d)
         logits, weights = scores_by_hand(views, text[""]["features"], library[""]["features"], library[""]["mask"],
                                          checkpoint["state_dict"], checkpoint["model"], kept["fusion_weight"],
-                                         kept["posthoc_tau"], classes["train_counts"])
+                                         kept["posthoc_tau"], classes["train_counts"], library[""].get("norms"))
         preds = {method: values.argmax(-1) for method, values in logits.items()}
         scored = {method: metrics_by_hand(pred, split["labels"], classes["groups"], logits[method])
                   for method, pred in preds.items()}
-        return logits, weights, preds, {m: r for m, (r, _) in scored.items()}, {m: c for m, (_, c) in scored.items()}
+        metrics = {m: r for m, (r, _) in scored.items()}
+        metrics["routing"] = routing_by_hand(weights[np.arange(len(split["labels"])), split["labels"]],
+                                             split["labels"], classes["groups"], list(library[""]["dimensions"]),
+                                             library[""]["mask"])
+        return logits, weights, preds, metrics, {m: c for m, (_, c) in scored.items()}
 
     test = images["test"]
     logits, weights, preds, metrics, per_class = split_by_hand(test)
@@ -134,7 +169,10 @@ def assert_evaluation_matches(project: Path, expected: dict) -> None:
         if reference is None:
             continue
         assert set(table) - {"val", "kept"} == set(reference)
+        _assert_routing_block(table["routing"], reference["routing"])
         for method, values in reference.items():
+            if method == "routing":
+                continue
             assert set(table[method]) == set(values), method
             for key, value in values.items():
                 assert abs(table[method][key] - value) <= 1e-6, (method, key, table[method][key], value)
@@ -148,3 +186,13 @@ def assert_evaluation_matches(project: Path, expected: dict) -> None:
         assert set(routing[group]) == set(dims), group
         np.testing.assert_allclose([routing[group][dim] for dim in dims], list(dims.values()), atol=1.5e-6,
                                    err_msg=group)
+
+
+def _assert_routing_block(written: dict, expected: dict, path: str = "routing") -> None:
+    """The same keys, nested, and every figure within 1.5e-6 (6 decimals written)."""
+    assert set(written) == set(expected), path
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            _assert_routing_block(written[key], value, f"{path}.{key}")
+        else:
+            assert abs(written[key] - value) <= 1.5e-6, (f"{path}.{key}", written[key], value)

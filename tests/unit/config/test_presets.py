@@ -18,12 +18,15 @@ DATASET_PRESETS = [name for name in REAL_PRESETS if name != "reference" and name
 LLM_SERVERS = {"llm-ollama": "http://localhost:11434/v1", "llm-vllm": "http://127.0.0.1:8000/v1",
                "llm-llama-cpp": "http://127.0.0.1:8080/v1"}
 # Training settings the project's defaults share with the official MDPR code; the dataset presets inherit them.
-REFERENCE = {"train": {"lr": 0.001, "weight_decay": 0.0001, "epochs": 20, "batch_size": 128, "lambda_sem": 0.1},
-             "model": {"heads": 8, "dropout": 0.2}}
+REFERENCE = {"train": {"lr": 0.001, "weight_decay": 0.0001, "epochs": 20, "batch_size": 128, "lambda_sem": 0.1,
+                       "prior_smoothing": 1.0},
+             "model": {"dropout": 0.2, "router": "attention"}}
 # Every choice of the official code (Sha843/MDPR, "MDPR with Maple": main_maple.py's defaults, loss.py,
 # module_maple.py), as the params spell it.
 OFFICIAL = {
-    "model": {"heads": 8, "dropout": 0.2, "adapter": False, "logit_scale": 100.0, "router_init": "pytorch"},
+    "model": {"heads": 8, "dropout": 0.2, "adapter": False, "logit_scale": 100.0, "router_init": "pytorch",
+              "router": "attention", "router_qk_init": "pytorch", "router_scale": 1.0, "router_scale_learned": False,
+              "router_keys": "raw"},
     "train": {"epochs": 20, "lr": 0.001, "lr_schedule": "per_epoch", "lr_min": 1e-6, "weight_decay": 0.0001,
               "batch_size": 128, "base_loss": "ce", "tau": 1.0, "prior_smoothing": 1.0, "lambda_sem": 0.1,
               "sem_warmup": "official", "lambda_pa": 0.0, "pa_pairs": "all", "lambda_ka": 0.0, "ka_dim": 128,

@@ -1,5 +1,6 @@
 """Scoring on tiny fixed problems, checked by hand: each method's predictions, per-class rows, routing, the table."""
 import itertools
+import math
 from dataclasses import asdict
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from pipeline.config.model_params import ModelParams
 from pipeline.evaluation.methods import METHODS, per_class_rows, predict_methods
 from pipeline.evaluation.report import format_table
-from pipeline.evaluation.routing import dimension_weights, per_dimension
+from pipeline.evaluation.routing import dimension_weights, per_dimension, routing_summary
 from pipeline.model.losses import class_log_prior
 from pipeline.model.mdpr import MDPRModel
 from tests.helpers.by_hand import metrics_by_hand, scores_by_hand
@@ -66,6 +67,32 @@ def test_routing_is_summed_per_dimension_and_averaged_per_group():
     summed = per_dimension(routing[:2], dimensions)
     np.testing.assert_allclose(summed["context"], [0.8, 0.4])
     np.testing.assert_allclose(summed["differential"], [0.2, 0.6])
+
+
+def test_routing_block_figures_by_hand():
+    """Two classes: class 0 with 2 valid descriptions of 3 (many), class 1 with 3 (few); two images each."""
+    routing = np.array([[0.5, 0.5, 0.0],      # class 0: flat over its two valid descriptions
+                        [1.0, 0.0, 0.0],      # class 0: all on one
+                        [0.25, 0.25, 0.5],
+                        [0.2, 0.3, 0.5]])
+    labels, mask = np.array([0, 0, 1, 1]), np.array([[True, True, False], [True, True, True]])
+    block = routing_summary(routing, labels, ["many", "few"], ["a", "b", "a"], mask)
+    entropy_2 = 0.5 * math.log(4) + 0.5 * math.log(2)               # H of image 2, in nats
+    entropy_3 = 0.2 * math.log(5) + 0.3 * math.log(1 / 0.3) + 0.5 * math.log(2)
+    assert block["entropy"] == round((1 + 0 + entropy_2 / math.log(3) + entropy_3 / math.log(3)) / 4, 6)
+    assert block["top_weight"] == 0.625
+    assert block["effective_descriptions"] == round((2 + 1 + math.exp(entropy_2) + math.exp(entropy_3)) / 4, 6)
+    assert block["dimensions"] == {"all": {"a": 0.7375, "b": 0.2625},     # a = slots 0 + 2
+                                   "many": {"a": 0.75, "b": 0.25}, "few": {"a": 0.725, "b": 0.275}}
+    # per class, the std over its images of a dimension's weight: class 0 a (0.5, 1) -> 0.25, class 1 (0.75, 0.7)
+    # -> 0.025; b the same by symmetry; averaged over the classes
+    assert block["image_std"] == {"a": 0.1375, "b": 0.1375, "mean": 0.1375}
+
+
+def test_routing_block_of_uniform_weights_is_flat_and_image_independent():
+    mask = np.ones((3, 4), bool)
+    block = routing_summary(np.full((6, 4), 0.25), np.array([0, 0, 1, 1, 2, 2]), ["few"] * 3, list("wxyz"), mask)
+    assert block["entropy"] == 1.0 and block["effective_descriptions"] == 4.0 and block["image_std"]["mean"] == 0
 
 
 def test_table_prints_each_number_as_a_percentage_and_dashes_absent_groups():

@@ -62,24 +62,52 @@ def tuned_predictor(tuned_world):
                                      load_params("params.yaml", RuntimeParams))
 
 
-def test_text_output_ranks_classes_and_explains_the_top_one(trained_project):
+def test_text_output_ranks_classes_and_explains_each_one(trained_project):
     result = invoke(str(TEST_IMAGES / "00_0000.png"), "--top-k", "3")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == str(TEST_IMAGES / "00_0000.png") and len(lines) == 6
-    ranked = [re.fullmatch(r"  (\d)\. (.+?)\s+(\d\.\d{4})", line) for line in lines[1:4]]
+    assert lines[0] == str(TEST_IMAGES / "00_0000.png") and len(lines) == 10
+    ranked = [re.fullmatch(r"  (\d)\. (.+?)\s+(\d\.\d{4})", line) for line in lines[1::3]]
     assert [int(m[1]) for m in ranked] == [1, 2, 3]
     names = json.loads(paths.CLASSES.read_text())["names"]
     expected = probabilities_by_hand(evaluate_by_hand(trained_project), "test/00_0000.png")   # (C,)
     best = np.argsort(-expected)[:3]
     assert [m[2] for m in ranked] == [names[c] for c in best]
     np.testing.assert_allclose([float(m[3]) for m in ranked], expected[best], atol=2e-4)   # 4 decimals printed
-    top = best[0]
-    routing = dict(re.findall(r"(\w+) (\d\.\d{3})", lines[4].split(": ", 1)[1]))
-    assert list(routing) == list(dict.fromkeys(r["dimension"] for r in library_records()))
-    assert sum(map(float, routing.values())) == pytest.approx(1.0, abs=0.003)
-    shown = re.fullmatch(r"  top description \[(\w+), (\d\.\d{3})\]: (.+)", lines[5])
-    check_description(top, shown[1], shown[3])
+    for index, routing_line, top_line in zip(best, lines[2::3], lines[3::3]):
+        routing = dict(re.findall(r"(\w+) (\d\.\d{3})", routing_line.split(": ", 1)[1].split(" (entropy")[0]))
+        assert list(routing) == list(dict.fromkeys(r["dimension"] for r in library_records()))
+        assert sum(map(float, routing.values())) == pytest.approx(1.0, abs=0.003)
+        entropy = float(re.search(r"\(entropy (\d\.\d{3})\)$", routing_line)[1])
+        if entropy > predict.FLAT_ENTROPY:
+            assert top_line == f"     flat: no description stands out (entropy > {predict.FLAT_ENTROPY})"
+        else:
+            shown = re.fullmatch(r"     top description \[(\w+), (\d\.\d{3})\]: (.+)", top_line)
+            check_description(index, shown[1], shown[3])
+
+
+def _prediction(weights: list[float]) -> predict.Prediction:
+    dims = ["appearance", "context", "appearance"]
+    routing = {"appearance": weights[0] + weights[2], "context": weights[1]}
+    entropy = -sum(w * np.log(w) for w in weights if w > 0) / np.log(3)
+    best = int(np.argmax(weights))
+    explanation = predict.Explanation(routing, predict.Description(dims[best], f"text {best}", weights[best]), entropy)
+    return predict.Prediction("cat.png", [(0, "cat", 0.9)], [explanation])
+
+
+def test_explanations_say_flat_above_the_entropy_threshold_and_name_a_description_below():
+    flat, routed = _prediction([0.36, 0.32, 0.32]), _prediction([0.8, 0.1, 0.1])
+    assert flat.explanations[0].entropy > predict.FLAT_ENTROPY > routed.explanations[0].entropy
+    assert flat.explanations[0].flat and not routed.explanations[0].flat
+    assert format_lines(flat)[-1] == f"     flat: no description stands out (entropy > {predict.FLAT_ENTROPY})"
+    assert format_lines(routed)[-1] == "     top description [appearance, 0.800]: text 0"
+    assert format_lines(routed)[-2] == "     routing: appearance 0.900, context 0.100 (entropy 0.582)"
+    record = predict.as_record(flat)
+    assert record["flat"] is True and record["top_k"][0]["flat"] is True and record["entropy"] == 0.998562
+
+
+def format_lines(result) -> list[str]:
+    return predict.format_text(result).splitlines()
 
 
 def test_json_for_a_folder_agrees_with_the_evaluate_stage(trained_project):
@@ -148,6 +176,7 @@ def test_csv_out_skips_unreadable_images_when_asked(trained_project):
         check_description(int(row["top1_index"]), row["description_dimension"], row["description"])
         weights = {k[len("routing_"):]: float(v) for k, v in row.items() if k.startswith("routing_")}
         assert len(weights) == 5 and max(weights, key=weights.get) == row["dominant_dimension"]
+        assert row["flat"] == str(float(row["entropy"]) > predict.FLAT_ENTROPY)  # the top class's explanation
     assert sorted(p.name for p in trained_project.iterdir() if p.name.startswith(".preds")) == []
 
 

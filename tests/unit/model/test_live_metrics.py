@@ -8,14 +8,16 @@ from pipeline.model.metrics import top_k_hits, with_top5
 def record(epoch: int, scale: float) -> dict:
     return {"epoch": epoch, "loss": 2 * scale, "base": scale, "sem": 0.5 * scale, "train_acc_base": 0.1 * epoch,
             "train_acc_sem": 0.2 * epoch, "lr": 1e-3 / (epoch + 1), "lambda_sem": 0.01 * epoch, "val_top1": 0.3 * epoch,
-            "val_top5": 0.9, "val_mean_class": 0.25 * epoch, "val_fusion_weight": 0.5, "val_posthoc_tau": 0.0}
+            "val_top5": 0.9, "val_mean_class": 0.25 * epoch, "val_fusion_weight": 0.5, "val_posthoc_tau": 0.0,
+            "val_routing_entropy": 0.75}
 
 
 def test_losses_sit_under_loss_and_val_scores_under_val():
     names = live_metrics(record(2, 1.0))
     assert names == {"loss/total": 2.0, "loss/base": 1.0, "loss/sem": 0.5, "train/base_top1": 0.2,
                      "train/sem_top1": 0.4, "schedule/lr": 1e-3 / 3, "schedule/sem_weight": 0.02, "val/top1": 0.6,
-                     "val/top5": 0.9, "val/mean_class": 0.5, "val/fusion_weight": 0.5, "val/posthoc_tau": 0.0}
+                     "val/top5": 0.9, "val/mean_class": 0.5, "val/fusion_weight": 0.5, "val/posthoc_tau": 0.0,
+                     "val/routing_entropy": 0.75}
     assert all(name.split("/")[0] in ("loss", "train", "val", "schedule") for name in LIVE_NAMES.values())
 
 

@@ -15,10 +15,11 @@ from pipeline.model.router import Router, naive_router
 B, C, V, D, HEADS = 6, 7, 5, 16, 4
 
 
-def _router(dtype=torch.float64, dropout=0.0) -> Router:
-    """A router with every weight and bias random (so no identity or zero hides a folding error)."""
+def _router(dtype=torch.float64, dropout=0.0, mode="attention") -> Router:
+    """A router with every weight and bias random, the learned attention scale included (so no identity or zero
+    hides a folding error)."""
     torch.manual_seed(0)
-    router = Router(D, HEADS, dropout).to(dtype)
+    router = Router(D, HEADS, dropout, learn_scale=True, mode=mode).to(dtype)
     with torch.no_grad():
         for param in router.parameters():
             param.normal_(0, 0.5)
@@ -42,7 +43,7 @@ def _inputs(dtype=torch.float64, masked=False):
 def test_router_forward_matches_naive_multihead_attention(masked):
     router, (image, library, mask) = _router(), _inputs(masked=masked)
     sim, weights = router(image, library, mask)
-    ref_sim, ref_weights, _ = naive_router(router.attn, image, library, mask)
+    ref_sim, ref_weights, _ = naive_router(router.attn, image, library, mask, router.query_scale())
     assert sim.shape == (B, C) and weights.shape == (B, C, V)
     torch.testing.assert_close(sim, ref_sim, atol=1e-5, rtol=0)
     torch.testing.assert_close(weights, ref_weights, atol=1e-5, rtol=0)
@@ -55,7 +56,8 @@ def test_router_forward_matches_naive_multihead_attention(masked):
 def test_router_backward_matches_naive_multihead_attention(masked):
     router, (image, library, mask) = _router(), _inputs(masked=masked)
     grads = []
-    for run in (lambda f: router(f, library, mask), lambda f: naive_router(router.attn, f, library, mask)):
+    scale = router.query_scale()
+    for run in (lambda f: router(f, library, mask), lambda f: naive_router(router.attn, f, library, mask, scale)):
         router.zero_grad()
         feats = image.clone().requires_grad_(True)
         sim, weights = run(feats)[:2]
@@ -63,16 +65,17 @@ def test_router_backward_matches_naive_multihead_attention(masked):
         ((sim * upstream).sum() + (weights * weights).sum()).backward()
         grads.append({"image": feats.grad.clone()} | {n: p.grad.clone() for n, p in router.named_parameters()})
     assert set(grads[0]) == {"image", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
-                             "attn.out_proj.bias"}
+                             "attn.out_proj.bias", "log_scale"}
     for name in grads[0]:
         assert grads[0][name].abs().max() > 0, name
         torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=0, msg=name)
 
 
-def test_router_matches_naive_in_float32():
-    router, (image, library, mask) = _router(torch.float32), _inputs(torch.float32, masked=True)
+@pytest.mark.parametrize("mode", ["attention", "mean"])
+def test_router_matches_naive_in_float32(mode):
+    router, (image, library, mask) = _router(torch.float32, mode=mode), _inputs(torch.float32, masked=True)
     sim, weights = router(image, library, mask)
-    ref_sim, ref_weights, _ = naive_router(router.attn, image, library, mask)
+    ref_sim, ref_weights, _ = naive_router(router.attn, image, library, mask, router.query_scale())
     torch.testing.assert_close(sim, ref_sim, atol=1e-5, rtol=0)
     torch.testing.assert_close(weights, ref_weights, atol=1e-5, rtol=0)
 
@@ -80,7 +83,7 @@ def test_router_matches_naive_in_float32():
 @pytest.mark.parametrize("masked", [False, True])
 def test_routed_features_match_naive(masked):
     router, (image, library, mask) = _router(), _inputs(masked=masked)
-    _, _, ref_routed = naive_router(router.attn, image, library, mask)  # (B, C, d)
+    _, _, ref_routed = naive_router(router.attn, image, library, mask, router.query_scale())  # (B, C, d)
     pairs_image = torch.arange(B).repeat_interleave(C)
     pairs_class = torch.arange(C).repeat(B)
     routed = router.routed(image[pairs_image], pairs_class, library, mask)
@@ -194,7 +197,7 @@ def test_state_dict_keys_follow_the_reference_layout():
 def test_router_under_bf16_autocast_keeps_cosines_accurate():
     router, (image, library, mask) = _router(torch.float32), _inputs(torch.float32, masked=True)
     router, image, library, mask = router.cuda(), image.cuda(), library.cuda(), mask.cuda()
-    ref_sim, _, _ = naive_router(router.attn, image, library, mask)  # float32 reference
+    ref_sim, _, _ = naive_router(router.attn, image, library, mask, router.query_scale())  # float32 reference
     with torch.autocast("cuda", dtype=torch.bfloat16):
         sim, weights = router(image, library, mask)
     assert sim.dtype == torch.float32 and (sim.abs() <= 1 + 1e-3).all()

@@ -105,7 +105,8 @@ def _model(dropout=0.0):
     gen = torch.Generator().manual_seed(4)
     names = F.normalize(torch.randn(5, 16, generator=gen), dim=-1)
     library = F.normalize(torch.randn(5, 3, 16, generator=gen), dim=-1)
-    params = ModelParams(heads=2, dropout=dropout, logit_scale=100.0, router_init="pytorch")
+    params = ModelParams(heads=2, dropout=dropout, logit_scale=100.0, router_init="pytorch", router_qk_init="pytorch",
+                         router_scale=1.0, router_scale_learned=False)  # the official attention: logits q.k/sqrt(e)
     return MDPRModel(names, library, None, params, seed=0, router_init="pytorch"), gen
 
 

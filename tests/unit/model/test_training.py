@@ -58,7 +58,7 @@ def one_thread():
 
 def _train_and_test(base_loss: str, router_init: str = "identity") -> dict:
     counts, (train_feats, train_labels), (test_feats, test_labels), names, library = PROBLEM
-    model = MDPRModel(names, library, None, ModelParams(heads=4), seed=0, router_init=router_init)
+    model = MDPRModel(names, library, None, ModelParams(), seed=0, router_init=router_init)  # the default router
     params = TrainParams(epochs=40, lr=1e-3, batch_size=128, seed=0, base_loss=base_loss)
     fit(model, train_feats, train_labels, counts, params)
     out = branch_logits(model, test_feats)
@@ -83,7 +83,7 @@ def test_problem_is_long_tailed_and_names_are_weak():
 
 
 def test_fused_beats_base_branch_on_few_shot_classes(results):
-    # seen: base few 0.623, sem 0.707, fused 0.673 (data seeds 1, 2: +0.061, +0.055)
+    # seen with the default router (1 head, identity q/k, t = 300): base few 0.623, sem 0.659, fused 0.663
     assert results["la"]["fused"]["few"] > results["la"]["base"]["few"] + 0.03
 
 
@@ -130,7 +130,7 @@ def test_history_records_losses_accuracies_and_cosine_schedule():
     params = TrainParams(epochs=3, lr=3e-3, batch_size=32, seed=7, lambda_pa=0.1)
     _, _, history = _small_fit(params)
     assert [h["epoch"] for h in history] == [0, 1, 2, 3]  # epoch 0: the untrained head, scored on val only
-    val = {"val_top1", "val_top5", "val_mean_class", "val_fusion_weight", "val_posthoc_tau"}
+    val = {"val_top1", "val_top5", "val_mean_class", "val_fusion_weight", "val_posthoc_tau", "val_routing_entropy"}
     assert set(history[0]) == {"epoch"} | val                    # the fused prediction's val report, top5 too
     expected = {"loss", "base", "sem", "pa", "lambda_sem", "train_acc_base", "train_acc_sem", "lr"} | val
     assert expected <= set(history[1])
