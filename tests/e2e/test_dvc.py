@@ -27,7 +27,8 @@ from tests.helpers.fake_llm import FakeLLM
 from tests.helpers.imports import import_closure
 from tests.helpers.worlds import REPO
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment"),
+              pytest.mark.xdist_group("dvc-repo")]  # one worker uses the session repo `built` (conftest)
 
 KEY_ENV = "MDPR_DVC_TEST_KEY"
 

@@ -21,7 +21,8 @@ import pytest
 from tests.helpers.browser import rendered_dom
 from tests.helpers.dvc_repo import VENV_BIN, copy_repo, dvc, git, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment"),
+              pytest.mark.xdist_group("dvc-repo")]  # one worker uses the session repo `built` (conftest)
 
 CHARTS = {"loss", "accuracy", "accuracy_by_group", "accuracy_by_frequency", "confusion_classes", "confusion_groups",
           "routing"}

@@ -26,7 +26,8 @@ from tests.helpers.fake_llm import FakeLLM
 from tests.helpers.s3 import LoopbackS3
 from tests.helpers.worlds import REPO, TINY_PARAMS
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment"),
+              pytest.mark.xdist_group("dvc-repo")]  # one worker uses the session repo `built` (conftest)
 
 LLM_SECRET = "sk-test-" + uuid.uuid4().hex  # made at run time, so no file of the repo holds it
 AWS_SECRET = "test-secret-" + uuid.uuid4().hex  # stands for the README's example secret access key
