@@ -3,12 +3,13 @@
 # make test-fast: the unit tier only (tests/unit), the inner loop while editing; make test before a commit.
 # make bench: the CPU benchmarks (figures in benchmarks/RESULTS.md; tens of minutes on 2 cores).
 # make bench-gpu: the GPU figures in one command (benchmarks/gpu.py, ~8 min on one GPU); without CUDA it says so.
+# make docs: the documentation site (docs/, mkdocs.yml) built offline into site/; open site/index.html.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mdpr-installed
 
-.PHONY: demo test test-fast install clean-venv bench bench-gpu
+.PHONY: demo test test-fast install clean-venv bench bench-gpu docs
 
 install: $(STAMP)
 
@@ -32,6 +33,7 @@ test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pytest -q $(PYTEST_PARALLEL) tests/unit
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/router.py
 	$(BIN)/python benchmarks/text.py
 	$(BIN)/python benchmarks/eval.py
@@ -41,6 +43,9 @@ bench: $(STAMP)
 
 bench-gpu: $(STAMP)
 	$(BIN)/python benchmarks/gpu.py
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)

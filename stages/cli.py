@@ -12,31 +12,45 @@ value) alike.
 """
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import sys
 from importlib import metadata
 
 import click
 
-from stages import confusion, embed_classes, embed_images, embed_library, evaluate, library, prepare, train
-from stages.commands import llm_cache, llm_check, predict, preset, report
 from stages.common import in_project, params_option, user_errors
 
-STAGES = (prepare, embed_images, embed_classes, confusion, library, embed_library, train, evaluate)
+STAGES = ("prepare", "embed_images", "embed_classes", "confusion", "library", "embed_library", "train", "evaluate")
 """The DVC stages in pipeline order: module `stages.<name>` runs as `mdpr <name with dashes>`."""
+STAGE_COMMANDS = tuple(name.replace("_", "-") for name in STAGES)
+COMMANDS = {"report": "stages.commands.report", "predict": "stages.commands.predict",
+            "preset": "stages.commands.preset", "check": "stages.commands.check",
+            "llm-cache": "stages.commands.llm_cache", "llm-check": "stages.commands.llm_check"}
+"""The commands that are not stages: name -> module holding a click `command` (imports only click at the top)."""
 VERSIONS_OF = ("torch", "open_clip_torch", "dvc", "openai")
 """Distributions whose versions `mdpr --version` prints beside its own (what a bug report needs)."""
 
 
-def stage_command(module) -> click.Command:
-    """A click command that runs `module.run(params_path)`; its help is the module docstring's first line."""
-    name = module.__name__.rsplit(".", 1)[1]
+def module_docstring_line(module_name: str) -> str:
+    """The first line of a module's docstring, read from its source without importing it (no torch at start-up)."""
+    source = importlib.util.find_spec(module_name).origin
+    docstring = ast.get_docstring(ast.parse(open(source, encoding="utf-8").read())) or ""
+    return docstring.splitlines()[0] if docstring else ""
 
-    @click.command(name=name.replace("_", "-"), help=module.__doc__.splitlines()[0])
+
+def stage_command(command_name: str) -> click.Command:
+    """A click command that imports `stages.<name>` only when it runs, then calls its `run(params_path)`; its help is
+    the module docstring's first line."""
+    module_name = f"stages.{command_name.replace('-', '_')}"
+
+    @click.command(name=command_name, help=module_docstring_line(module_name))
     @params_option
     @user_errors
     def command(params_path: str) -> None:
         with in_project(params_path) as params_file:
-            module.run(params_file)
+            importlib.import_module(module_name).run(params_file)
     return command
 
 
@@ -64,12 +78,27 @@ def _print_version(ctx: click.Context, _param, value: bool) -> None:
         ctx.exit()
 
 
-class PipelineOrder(click.Group):
-    """Lists commands in the order they were added (pipeline order), not alphabetically; reports click's usage errors
-    in the project's one error style."""
+class LazyPipeline(click.Group):
+    """The `mdpr` group: commands listed in pipeline order (then the others), each module imported only when its
+    command runs or shows its own help, so `mdpr --help`, `--version` and tab completion start in a blink; click's
+    usage errors are reported in the project's one error style."""
 
     def list_commands(self, ctx) -> list[str]:
-        return list(self.commands)
+        return [*STAGE_COMMANDS, *COMMANDS]
+
+    def get_command(self, ctx, name: str) -> click.Command | None:
+        if name in STAGE_COMMANDS:
+            return stage_command(name)
+        if name in COMMANDS:
+            return importlib.import_module(COMMANDS[name]).command
+        return None
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as err:  # click suggests from self.commands, empty in a lazy group
+            raise click.exceptions.NoSuchCommand(err.command_name, possibilities=self.list_commands(ctx),
+                                                 ctx=ctx) from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -85,17 +114,12 @@ class PipelineOrder(click.Group):
         sys.exit(status if isinstance(status, int) else 0)
 
 
-@click.group(cls=PipelineOrder, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyPipeline, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the versions of mdpr, torch, open_clip, dvc, openai and Python, and exit.")
 def main() -> None:
     """MDPR: multi-dimensional dynamic prompt routing for long-tailed CLIP fine-tuning, as a DVC pipeline."""
 
-
-for _stage in STAGES:
-    main.add_command(stage_command(_stage))
-for _command in (report.command, predict.command, preset.command, llm_cache.command, llm_check.command):
-    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

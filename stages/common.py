@@ -24,7 +24,6 @@ from typing import Iterator
 import click
 
 from pipeline.core.errors import UserError
-from stages.dvc_hints import dvc_hint
 
 params_option = click.option("--params", "params_path", default="params.yaml", show_default=True,
                              type=click.Path(dir_okay=False), help="Params file to read.")
@@ -60,6 +59,8 @@ def user_errors(func):
         try:
             return func(*args, **kwargs)
         except UserError as err:
+            from stages.dvc_hints import dvc_hint  # yaml: only on the error path
+
             hint = dvc_hint(str(err))
             click.echo(f"error: {err}" + (f" {hint}" if hint else ""), err=True)
             sys.exit(2)

@@ -18,10 +18,12 @@ from pipeline.core import paths
 from pipeline.core.atomic import atomic_path
 from pipeline.data import manifest, synthetic
 from pipeline.data.datasets import build_dataset
+from pipeline.data.inputs import require_dataset
 
 
 def run(params_path: str = "params.yaml") -> None:
     params = load_params(params_path, DatasetParams)
+    require_dataset(params)  # every missing input named at once, before anything is read
     spec = build_dataset(params)
     images = paths.SYNTHETIC_IMAGES
     if images.exists():

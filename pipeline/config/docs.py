@@ -1,6 +1,6 @@
-"""The params reference of the README, generated from the typed sections and the docstring line under each field.
+"""The params reference (docs/params.md), generated from the typed sections and the docstring line under each field.
 
-    python -m pipeline.config.docs     # prints the README's "Params reference" section (a test keeps them in sync)
+    python -m pipeline.config.docs     # prints the table of docs/params.md (a test keeps them in sync)
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def reference_markdown() -> str:
-    """The params reference of the README: every section, key, default and docstring line."""
+    """The params reference of docs/params.md: every section, key, default and docstring line."""
     lines = []
     values = defaults()
     for name, cls in SECTIONS.items():

@@ -28,6 +28,8 @@ PER_CLASS = METRICS_DIR / "per_class.csv"
 PREDICTIONS = METRICS_DIR / "predictions.csv"
 ROUTING = METRICS_DIR / "routing.json"
 PLOTS = METRICS_DIR / "plots"
+SHARED_ANSWERS = Path("llm-answers")
+"""The default DVC-tracked folder of shared LLM answers (`mdpr llm-cache`)."""
 SCRATCH = Path(".cache")
 """Resumable work in progress (embedding chunks), outside every DVC output."""
 

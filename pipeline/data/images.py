@@ -11,6 +11,7 @@ import numpy as np
 
 from pipeline.config.data_params import DatasetParams
 from pipeline.core.errors import UserError
+from pipeline.core.findings import plain_reason
 from pipeline.core.paths import SYNTHETIC_IMAGES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -28,8 +29,10 @@ def cifar_dataset(params: DatasetParams, train: bool):
         raise UserError(f"dataset {params.name}: {err} (root {params.root}); set dataset.download: true on a "
                         "machine with internet, or put the extracted CIFAR python folder under dataset.root.") from None
     except OSError as err:
-        raise UserError(f"dataset {params.name}: download failed ({err}); this machine may have no internet: copy "
-                        f"the CIFAR python archive's folder under {params.root}.") from None
+        raise UserError(f"dataset {params.name}: the CIFAR python archive is not under {params.root} and its download "
+                        f"from {cls.url} failed ({plain_reason(err)}); this machine may have no internet: download "
+                        f"{cls.filename} elsewhere and extract it under {params.root} (it holds {cls.base_folder}/), "
+                        "or run prepare where there is internet.") from None
 
 
 def image_root(params: DatasetParams) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from pipeline.core.errors import UserError
+from pipeline.core.findings import plain_reason
 
 HUB_TIMEOUT_S = 5.0
 """Seconds the reachability probe waits for the hub before the weights are declared unreachable."""
@@ -62,7 +63,7 @@ def hub_unreachable(repo: str, filename: str) -> str | None:
     except HfHubHTTPError:
         return None  # the hub answered (an HTTP error is open_clip's to report)
     except Exception as err:  # noqa: BLE001 - any transport failure means the hub is out of reach
-        return f"{type(err).__name__}: {' '.join(str(err).split())[:80]}"
+        return f"{type(err).__name__}: {plain_reason(err)[:80]}"
     return None
 
 
@@ -71,7 +72,6 @@ def tag_source(model: str, tag: str) -> tuple[str, dict]:
     create_model_and_transforms arguments) when the weights are in the local cache, else (tag, {}) when the hub can be
     reached; a UserError when neither."""
     import open_clip
-    from huggingface_hub import constants
 
     local = cached_weights(model, tag)
     if local:
@@ -80,9 +80,21 @@ def tag_source(model: str, tag: str) -> tuple[str, dict]:
     repo, names = weight_files(model, tag)
     reason = hub_unreachable(repo, names[-1])
     if reason:
-        raise UserError(f"clip.pretrained = {tag!r} for {model}: the weights ({repo}, {' or '.join(names)}) are not in "
-                        f"the local Hugging Face cache {constants.HF_HUB_CACHE} and the hub cannot be reached "
-                        f"({reason}); fetch them once where there is internet (`hf download {repo} {names[0]}`) and "
-                        f"copy that cache here (or point HF_HOME at it; HF_HUB_OFFLINE=1 then keeps every run off the "
-                        f"network), or set clip.pretrained to a local checkpoint file (.pt, .bin or .safetensors).")
+        raise UserError(f"clip.pretrained = {tag!r} for {model}: {not_cached(repo, names)} and the hub cannot be "
+                        f"reached ({reason}); {fetch_fix(repo, names)}.")
     return tag, {}
+
+
+def not_cached(repo: str, names: list[str]) -> str:
+    """'the weights (REPO, FILE or FILE) are not in the local Hugging Face cache CACHE'."""
+    from huggingface_hub import constants
+
+    return (f"the weights ({repo}, {' or '.join(names)}) are not in the local Hugging Face cache "
+            f"{constants.HF_HUB_CACHE}")
+
+
+def fetch_fix(repo: str, names: list[str]) -> str:
+    """How to bring a tag's weights to a machine the hub cannot reach."""
+    return (f"fetch them once where there is internet (`hf download {repo} {names[0]}`) and copy that cache here (or "
+            f"point HF_HOME at it; HF_HUB_OFFLINE=1 then keeps every run off the network), or set clip.pretrained to "
+            f"a local checkpoint file (.pt, .bin or .safetensors)")

@@ -29,10 +29,9 @@ from pathlib import Path
 
 from pipeline.core.atomic import write_text
 from pipeline.core.errors import UserError
+from pipeline.core.paths import SHARED_ANSWERS
 from pipeline.library.answer_cache import Answer, open_cache
 
-SHARED_ANSWERS = Path("llm-answers")
-"""The default DVC-tracked folder of shared answers (project-relative)."""
 GITIGNORE = "/*.jsonl\n"
 """The folder's .gitignore: shards live in DVC (one .dvc file each, in Git), never in Git themselves."""
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")

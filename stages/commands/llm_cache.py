@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.config.library_params import LLMParams
-from pipeline.config.params import load_params
-from pipeline.library.answer_sharing import SHARED_ANSWERS, export_answers, import_answers
+from pipeline.core.paths import SHARED_ANSWERS
 from stages.common import in_project, params_option, user_errors
 
 folder_option = click.option("--dir", "folder", default=str(SHARED_ANSWERS), show_default=True,
@@ -34,6 +32,9 @@ def subcommand(name: str):
         @folder_option
         @user_errors
         def cli(params_path: str, folder: str) -> None:
+            from pipeline.config.library_params import LLMParams
+            from pipeline.config.params import load_params
+
             with in_project(params_path) as params_file:
                 func(load_params(params_file, LLMParams), folder)
         return cli
@@ -41,8 +42,10 @@ def subcommand(name: str):
 
 
 @subcommand("export")
-def export(llm: LLMParams, folder: str) -> None:
+def export(llm, folder: str) -> None:
     """Write the answers of llm.cache_dir that the folder lacks as one new shard; then `dvc add` it."""
+    from pipeline.library.answer_sharing import export_answers
+
     done = export_answers(llm.cache_dir, folder)
     if done.shard is None:
         click.echo(f"llm-cache export: nothing new; {folder}/ already holds every answer of {llm.cache_dir} "
@@ -53,8 +56,10 @@ def export(llm: LLMParams, folder: str) -> None:
 
 
 @subcommand("import")
-def import_(llm: LLMParams, folder: str) -> None:
+def import_(llm, folder: str) -> None:
     """Add the folder's answers that llm.cache_dir lacks (after `dvc pull`); answers already cached are kept."""
+    from pipeline.library.answer_sharing import import_answers
+
     done = import_answers(llm.cache_dir, folder)
     line = (f"llm-cache import: {done.answers} answers in {done.shards} shards of {folder}/: {done.added} added to "
             f"{llm.cache_dir}, {done.present} already there")

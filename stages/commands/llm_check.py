@@ -14,10 +14,7 @@ import json
 
 import click
 
-from pipeline.config.library_params import LibraryParams, LLMParams
-from pipeline.config.params import load_sections
 from pipeline.core import paths
-from pipeline.library.llm_check import check_server, format_checks
 from stages.common import params_option, user_errors
 
 DEFAULT_CLASS = "golden retriever"
@@ -31,6 +28,10 @@ DEFAULT_CLASS = "golden retriever"
 @user_errors
 def command(params_path: str, class_name: str | None) -> None:
     """Check the LLM server: one request per dimension for one class; latency, tokens and answers."""
+    from pipeline.config.library_params import LibraryParams, LLMParams
+    from pipeline.config.params import load_sections
+    from pipeline.library.llm_check import check_server, format_checks
+
     llm, lib = load_sections(params_path, LLMParams, LibraryParams)
     class_name = class_name or _first_class()
     click.echo(f"llm-check: {llm.base_url or 'api.openai.com'}, model {llm.model!r}, class {class_name!r}, "

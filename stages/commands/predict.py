@@ -14,13 +14,8 @@ import json
 
 import click
 
-from pipeline.config.data_params import ClipParams, RuntimeParams
-from pipeline.config.model_params import EvaluateParams
-from pipeline.config.params import load_sections
 from pipeline.core.atomic import write_csv
 from pipeline.core.errors import UserError
-from pipeline.data.images import collect_images
-from pipeline.evaluation import predict as predict_lib
 from stages.common import in_project, params_option, user_errors
 
 
@@ -40,6 +35,13 @@ def command(inputs: tuple[str, ...], params_path: str, top_k: int, as_json: bool
 
 def _predict(inputs: tuple[str, ...], params_path: str, top_k: int, as_json: bool, out: str | None,
              skip_unreadable: bool) -> None:
+    # the model's code (torch, open_clip) is imported when a prediction runs, not for `mdpr --help`
+    from pipeline.config.data_params import ClipParams, RuntimeParams
+    from pipeline.config.model_params import EvaluateParams
+    from pipeline.config.params import load_sections
+    from pipeline.data.images import collect_images
+    from pipeline.evaluation import predict as predict_lib
+
     images = collect_images(list(inputs))  # relative to where the command is started
     with in_project(params_path) as params_file:
         predictor = predict_lib.load_predictor(*load_sections(params_file, ClipParams, EvaluateParams, RuntimeParams))

@@ -17,9 +17,6 @@ import click
 from pipeline.core import paths
 from pipeline.core.atomic import write_text
 from pipeline.core.errors import UserError
-from pipeline.evaluation.experiments import format_groups, group_runs, runs_of
-from pipeline.evaluation.html import collect_inputs, render_html
-from pipeline.evaluation.report import format_report
 from stages.common import params_option, user_errors
 
 
@@ -40,6 +37,11 @@ from stages.common import params_option, user_errors
 @user_errors
 def command(metrics_path: str, html_path: str | None, experiments: bool, split: str, over: str,
             params_path: str) -> None:
+    # the report's code (plots: matplotlib, h5py) is imported when it runs, not for `mdpr --help`
+    from pipeline.evaluation.experiments import format_groups, group_runs, runs_of
+    from pipeline.evaluation.html import collect_inputs, render_html
+    from pipeline.evaluation.report import format_report
+
     if experiments:
         click.echo(format_groups(group_runs(runs_of(exp_show()), over), split, over))
         return

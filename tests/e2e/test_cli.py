@@ -1,5 +1,7 @@
 """The `mdpr` console script: commands listed, user errors as one line with exit status 2 and no output written."""
 import json
+import subprocess
+import sys
 from importlib import import_module, metadata
 
 import pytest
@@ -130,3 +132,35 @@ def _assert_table_shows(lines: list[str], metrics: dict) -> None:
     for method, cells in printed.items():
         for column, cell in cells.items():
             assert cell == f"{100 * metrics[method][column]:.2f}%", (method, column, cell)
+
+
+HEAVY = ("torch", "open_clip", "dvc", "h5py", "pandas", "numpy", "matplotlib")
+"""What `mdpr --help`, `--version`, a command's help and tab completion must not import (seconds of start-up)."""
+
+
+def test_help_version_and_completion_import_nothing_heavy(tmp_path):
+    """Renders every help page, the version and a completion in one process, then reads sys.modules."""
+    probe = ("import sys\n"
+             "from click.testing import CliRunner\n"
+             "from stages.cli import COMMANDS, STAGE_COMMANDS, main\n"
+             "runner = CliRunner()\n"
+             "for args in (['--help'], ['--version'], *([name, '--help'] for name in (*STAGE_COMMANDS, *COMMANDS))):\n"
+             "    result = runner.invoke(main, args, standalone_mode=False)\n"
+             "    assert result.exit_code == 0, (args, result.output)\n"
+             "completion = runner.invoke(main, [], env={'_MDPR_COMPLETE': 'bash_complete', 'COMP_WORDS': 'mdpr ',\n"
+             "                                          'COMP_CWORD': '1'}, prog_name='mdpr')\n"
+             "assert 'plain,train' in completion.output, completion.output\n"
+             f"print(sorted(name for name in {HEAVY!r} if name in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"imported at start-up: {result.stdout.strip()}"
+
+
+def test_every_listed_command_resolves_and_shows_its_help(tmp_path):
+    listing = run_mdpr(["--help"], tmp_path).stdout.split("Commands:\n", 1)[1]
+    names = [line.split()[0] for line in listing.splitlines() if line.startswith("  ")]
+    from stages.cli import COMMANDS, STAGE_COMMANDS
+    assert names == [*STAGE_COMMANDS, *COMMANDS]
+    for name in names:
+        result = run_mdpr([name, "--help"], tmp_path)
+        assert result.returncode == 0 and f"Usage: mdpr {name}" in result.stdout, (name, result.stderr)

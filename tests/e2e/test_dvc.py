@@ -154,8 +154,9 @@ def test_the_readme_recovery_commands_rerun_only_what_is_needed(project):
     """After editing library.file: `dvc repro -f -s library` forces the library stage alone (`-f` without `-s` would
     force prepare and every embedding above it), and a plain `dvc repro` then reruns what its output feeds. A prepared
     file cut on disk: `dvc repro` sees the damaged output and restores it from the DVC cache; nothing reruns."""
-    readme = (REPO / "README.md").read_text()
-    assert "dvc repro -f -s library && dvc repro" in readme and "dvc repro -f library`" not in readme
+    for page in ("llm-and-library.md", "troubleshooting.md"):
+        text = (REPO / "docs" / page).read_text()
+        assert "dvc repro -f -s library && dvc repro" in text and "dvc repro -f library`" not in text, page
     assert ran(dvc(project, "repro", "-f", "-s", "library")) == {"library"}
     assert ran(dvc(project, "repro")) == set()   # the offline library came back byte-identical
     classes = project / "artifacts/data/classes.json"

@@ -1,12 +1,12 @@
-"""Team sharing for real: the README's "Team sharing" commands typed by teammates A and B in two clones.
+"""Team sharing for real: the commands of docs/team-sharing.md typed by teammates A and B in two clones.
 
     .venv/bin/python -m pytest tests/e2e/test_team_sharing.py -q      # about 4 minutes on 2 cores
 
 Real parts only: a loopback S3-compatible object store (moto's server, tests/helpers/s3.py) as the DVC remote, a
 bare Git repo on disk as the Git host, the loopback LLM server (tests/helpers/fake_llm.py), and this venv's `dvc`,
-`git` and `mdpr` in subprocesses. Each README command line is typed as written; only four placeholders are
+`git` and `mdpr` in subprocesses. Each command line of the page is typed as written; only four placeholders are
 substituted (PLACEHOLDERS). A starts from the session's repro'd repo (tests/e2e/conftest.py) and switches the library
-to the LLM; B clones. The last test checks that every command of the README section is typed here.
+to the LLM; B clones. The last test checks that every command of the page is typed here.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import yaml
 
 from tests.helpers.dvc_repo import copy_repo, dvc, dvc_status, git, ran, run, set_identity, set_param
 from tests.helpers.fake_llm import FakeLLM
+from tests.helpers.pages import command_of
+from tests.helpers.pages import commands as page_commands
 from tests.helpers.s3 import LoopbackS3
 from tests.helpers.worlds import REPO, TINY_PARAMS
 
@@ -30,17 +32,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment"),
               pytest.mark.xdist_group("dvc-repo")]  # one worker uses the session repo `built` (conftest)
 
 LLM_SECRET = "sk-test-" + uuid.uuid4().hex  # made at run time, so no file of the repo holds it
-AWS_SECRET = "test-secret-" + uuid.uuid4().hex  # stands for the README's example secret access key
+AWS_SECRET = "test-secret-" + uuid.uuid4().hex  # stands for the page's example secret access key
 CLASSES = TINY_PARAMS["dataset"]["num_classes"]
 DIMENSIONS = 5
 PLACEHOLDERS = ("http://minio.example.com:9000", "git@git.example.com:team/mdpr.git", "sk-your-key",
                 "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-"""What the README names that only a real team has: the S3 endpoint, the Git URL, the LLM API key and the secret
+"""What the page names that only a real team has: the S3 endpoint, the Git URL, the LLM API key and the secret
 access key of the store (the last two are made at run time here, so no file of the repo holds them)."""
 
 
 class Teammate:
-    """A person at a terminal: types command lines (README placeholders substituted) in their clone, with their own
+    """A person at a terminal: types command lines (the page's placeholders substituted) in their clone, with their own
     environment variables; `cd` and `export` act as in a shell, `&&` chains, `#` starts a comment."""
 
     def __init__(self, cwd: Path, substitutions: dict[str, str], env: dict[str, str] | None = None):
@@ -65,11 +67,6 @@ class Teammate:
     def copy(self, target: Path) -> "Teammate":
         """The same person in a private copy of their clone."""
         return Teammate(copy_repo(self.cwd, target), self.substitutions, self.env)
-
-
-def command_of(line: str) -> str:
-    """A command line without its `# comment`, spaces collapsed ('' for a comment or a blank line)."""
-    return " ".join(re.sub(r"(^|\s)#.*$", "", line).split())
 
 
 @pytest.fixture(scope="module")
@@ -226,14 +223,6 @@ def test_nothing_secret_reaches_the_object_store_or_the_git_host(shared, team, s
     assert services["llm"].url.encode() not in shards[0]  # the answers' keys never cover the server URL
 
 
-def readme_commands() -> list[str]:
-    """Every command line of the README's "Team sharing" section (code blocks), comments stripped."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("\n## Team sharing\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    return [command_of(line) for block in blocks for line in block.splitlines() if command_of(line)]
-
-
 def typed_here() -> set[str]:
     """The command lines this module types (string literals passed to `.type(...)`)."""
     tree = ast.parse(Path(__file__).read_text())
@@ -242,11 +231,11 @@ def typed_here() -> set[str]:
             and node.args and isinstance(node.args[0], ast.Constant)}
 
 
-def test_every_command_of_the_readme_section_is_typed_by_these_tests():
-    commands = readme_commands()
+def test_every_command_of_the_page_is_typed_by_these_tests():
+    commands = page_commands("docs/team-sharing.md")
     assert len(commands) >= 20
     missing = [command for command in commands if command not in typed_here()]
-    assert not missing, f"README 'Team sharing' commands no test runs: {missing}"
+    assert not missing, f"docs/team-sharing.md commands no test runs: {missing}"
 
 
 def test_the_remote_extras_exist_and_the_dev_extra_installs_s3_and_the_test_server():

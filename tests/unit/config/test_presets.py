@@ -105,7 +105,8 @@ def test_applying_a_preset_changes_only_the_keys_it_names(name, tiny_params):
         for key, old in values.items():
             expected = preset.get(section, {}).get(key, old)
             assert after[section][key] == expected, f"{section}.{key}"
-    changed = [line.split(":")[0].strip() for line in result.stdout.splitlines()[1:]]
+    lines = result.stdout.splitlines()
+    changed = [line.split(":")[0].strip() for line in lines[1:lines.index("Next:")]]
     assert changed == [f"{s}.{k}" for s in before for k in before[s] if after[s][k] != before[s][k]]
     assert changed  # every preset sets something TINY_PARAMS does not have
 
@@ -191,3 +192,13 @@ def test_list_shows_every_preset_with_its_first_comment_line(tmp_path):
         assert listed[name] == first_comment.lstrip("# ")
     assert not (tmp_path / "params.yaml").exists()
 
+
+
+def test_a_dataset_preset_sets_every_dataset_file_key_so_another_presets_files_never_stay():
+    """places-lt after imagenet-lt must not read ImageNet's train list; CIFAR after either must not read their root."""
+    params = presets.merge({}, presets.load_preset("imagenet-lt"))
+    for name, root in (("places-lt", "data/raw/places365"), ("cifar100-lt-if100", "data/raw"),
+                       ("cifar10-lt-if100", "data/raw")):
+        params = presets.merge(params, presets.load_preset(name))
+        assert (params["dataset"]["root"], params["dataset"]["train_list"]) == (root, None), name
+        params = presets.merge(params, presets.load_preset("imagenet-lt"))

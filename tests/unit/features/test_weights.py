@@ -120,3 +120,19 @@ def test_cached_weights_are_used_without_a_single_connection_when_online_mode_is
         listener.close()
     assert result.returncode == 0 and result.stdout.strip() == "fake", result.stderr
     assert connections == [] and "Retrying" not in result.stderr
+
+
+def test_the_weights_finding_sees_the_cache_without_loading_and_names_the_fix_when_offline(tiny_tag):
+    from pipeline.core.findings import MISSING, OK
+    from pipeline.features.inputs import weights_finding
+
+    absent = weights_finding(ClipParams(pretrained="fake"))
+    assert absent.status == MISSING and "HF_HUB_OFFLINE is set" in absent.detail
+    assert f"hf download {REPO_ID}" in absent.fix
+    put_in_cache(tiny_tag, load_encoder(ClipParams(seed=5), "cpu").model.state_dict())
+    cached = weights_finding(ClipParams(pretrained="fake"))
+    assert cached.status == OK and str(tiny_tag) in cached.detail
+    assert weights_finding(ClipParams(pretrained="elsewhere.pt")).status == MISSING
+    assert weights_finding(ClipParams(pretrained="nonsense-tag")).status == MISSING
+    assert weights_finding(ClipParams(model="ViT-Nope")).status == MISSING
+    assert weights_finding(ClipParams()).status == OK  # random init: nothing to load
