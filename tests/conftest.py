@@ -14,10 +14,19 @@ test of the module: keep such a module on one worker with `pytestmark = pytest.m
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.helpers.once import built_once
 from tests.helpers.worlds import LLM_KEY_ENV, LLM_SECRET, copy_world, inside, write_params
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, one OpenMP thread per worker and its subprocesses (unless OMP_NUM_THREADS is set): two
+    workers on two cores with torch's default of one thread per core would put four busy threads on two cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
