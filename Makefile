@@ -22,8 +22,9 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
 	$(BIN)/mdpr report
 
-# Two pytest-xdist workers (one per core of a 2-core machine); tests of one xdist_group stay on one worker.
-PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+# Two pytest-xdist workers (one per core of a 2-core machine); the tests of one module stay on one worker (loadscope),
+# so a module-scoped fixture is built once. `make test PYTEST_PARALLEL=` runs one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadscope
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,9 +8,9 @@ private copies per test, the fake LLM server and its key. Helpers live in tests/
 
 A new session world: a fixture that calls `built_once(tmp_path_factory, "<unique name>", build)`
 (tests/helpers/once.py). It is built once for the whole run, also under pytest-xdist (`-n 2`, as `make test` runs):
-the first worker builds it, the others wait and reuse it; so it is read-only for every test. A module-scoped fixture
-that builds something expensive instead (a DVC experiment queue, a team's remotes) runs once per worker that runs a
-test of the module: keep such a module on one worker with `pytestmark = pytest.mark.xdist_group("<module>")`.
+the first worker builds it, the others wait and reuse it; so it is read-only for every test. `make test` runs
+`--dist loadscope`: all tests of a module run on one worker, so a module-scoped fixture (a DVC experiment queue, a
+team's remotes) is built once too, by that worker.
 """
 from __future__ import annotations
 

@@ -21,8 +21,7 @@ import pytest
 from tests.helpers.browser import rendered_dom
 from tests.helpers.dvc_repo import VENV_BIN, copy_repo, dvc, git, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment"),
-              pytest.mark.xdist_group("dvc-repo")]  # one worker uses the session repo `built` (conftest)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment")]
 
 CHARTS = {"loss", "accuracy", "accuracy_by_group", "accuracy_by_frequency", "confusion_classes", "confusion_groups",
           "routing"}
@@ -86,7 +85,7 @@ def seeded(built, tmp_path_factory) -> tuple[Path, list[str]]:
 
 
 def test_plots_show_draws_each_chart_from_the_files_it_names(built, tmp_path):
-    repo = built[0]
+    repo = copy_repo(built[0], tmp_path / "project")   # `built` is shared by every worker: DVC runs in a copy
     data = plots(repo, tmp_path / "out", "show")
     assert set(data) == CHARTS | IMAGES
     live = repo / "artifacts/model/live/plots/metrics"

@@ -28,8 +28,7 @@ from tests.helpers.pages import commands as page_commands
 from tests.helpers.s3 import LoopbackS3
 from tests.helpers.worlds import REPO, TINY_PARAMS
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment"),
-              pytest.mark.xdist_group("dvc-repo")]  # one worker uses the session repo `built` (conftest)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment")]
 
 LLM_SECRET = "sk-test-" + uuid.uuid4().hex  # made at run time, so no file of the repo holds it
 AWS_SECRET = "test-secret-" + uuid.uuid4().hex  # stands for the page's example secret access key

@@ -24,8 +24,6 @@ from stages.cli import main
 from tests.helpers.by_hand import evaluate_by_hand, probabilities_by_hand
 from tests.helpers.worlds import copy_world, inside, run_mdpr, write_params
 
-pytestmark = pytest.mark.xdist_group("test_predict")  # one xdist worker trains tuned_world
-
 TEST_IMAGES = paths.ARTIFACTS / "data" / "images" / "test"
 TUNED = EvaluateParams(fusion_weight=0.3, posthoc_tau=1.0)
 

@@ -10,8 +10,6 @@ from pipeline.config.data_params import ClipParams
 from pipeline.features.clip import load_encoder
 from pipeline.features.text import encode_embeddings, encode_texts, end_positions, text_tower
 
-pytestmark = pytest.mark.xdist_group("test_text")  # one xdist worker builds the encoders
-
 TEXTS = ["tiger: a large cat with orange fur, black vertical stripes, a white belly and a long striped tail.",
          "a photo of a dog.",
          "x",

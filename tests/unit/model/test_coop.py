@@ -17,8 +17,6 @@ from pipeline.model.coop import CoOpPrompts, load_text_encoder
 from pipeline.model.mdpr import MDPRModel
 from pipeline.model.training import fit
 
-pytestmark = pytest.mark.xdist_group("test_coop")  # one xdist worker loads the encoder
-
 CLIP = ClipParams(model="mdpr-tiny", pretrained="none", seed=0)
 NAMES = ["dog", "sea turtle", "golden retriever", "x-ray machine", "cat"]
 V = 3

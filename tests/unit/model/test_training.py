@@ -24,8 +24,6 @@ from pipeline.model.metrics import accuracy_report, overall_accuracy
 from pipeline.model.selection import FUSION_GRID, POSTHOC_TAU_GRID, choose_fusion, describe_kept
 from pipeline.model.training import fit
 
-pytestmark = pytest.mark.xdist_group("test_training")  # one xdist worker: the trainings run once
-
 C, D, V = 20, 32, 5
 
 
