@@ -1,10 +1,32 @@
-"""Session fixtures: tiny worlds built once (a prepared + embedded synthetic dataset, then a trained one), private
-copies per test, the fake LLM server and its key. Helpers live in tests/helpers/."""
+"""Session fixtures: tiny worlds built once per run (a prepared + embedded synthetic dataset, then a trained one),
+private copies per test, the fake LLM server and its key. Helpers live in tests/helpers/.
+
+    def test_reads(trained_world): ...             # the shared world itself: read it, never write into it
+    def test_changes(trained_project): ...         # a private copy, already the working directory
+    def test_other(tmp_path, embedded_world):      # or copy it yourself (tests/helpers/worlds.py copy_world)
+        project = copy_world(embedded_world, tmp_path / "project")
+
+A new session world: a fixture that calls `built_once(tmp_path_factory, "<unique name>", build)`
+(tests/helpers/once.py). It is built once for the whole run, also under pytest-xdist (`-n 2`, as `make test` runs):
+the first worker builds it, the others wait and reuse it; so it is read-only for every test. `make test` runs
+`--dist loadscope`: all tests of a module run on one worker, so a module-scoped fixture (a DVC experiment queue, a
+team's remotes) is built once too, by that worker.
+"""
 from __future__ import annotations
+
+import os
 
 import pytest
 
+from tests.helpers.once import built_once
 from tests.helpers.worlds import LLM_KEY_ENV, LLM_SECRET, copy_world, inside, write_params
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, one OpenMP thread per worker and its subprocesses (unless OMP_NUM_THREADS is set): two
+    workers on two cores with torch's default of one thread per core would put four busy threads on two cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
@@ -12,12 +34,12 @@ def embedded_world(tmp_path_factory):
     """A project folder after prepare, embed-images, embed-classes and confusion on TINY_PARAMS (read-only use)."""
     from stages import confusion, embed_classes, embed_images, prepare
 
-    world = tmp_path_factory.mktemp("embedded_world")
-    write_params(world)
-    with inside(world):
-        for stage in (prepare, embed_images, embed_classes, confusion):
-            stage.run()
-    return world
+    def build(world):
+        write_params(world)
+        with inside(world):
+            for stage in (prepare, embed_images, embed_classes, confusion):
+                stage.run()
+    return built_once(tmp_path_factory, "embedded_world", build)
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +47,11 @@ def trained_world(tmp_path_factory, embedded_world):
     """The embedded world carried through library (offline), embed-library, train and evaluate (read-only use)."""
     from stages import embed_library, evaluate, library, train
 
-    world = copy_world(embedded_world, tmp_path_factory.mktemp("trained_world") / "project")
-    with inside(world):
-        for stage in (library, embed_library, train, evaluate):
-            stage.run()
-    return world
+    def build(folder):
+        with inside(copy_world(embedded_world, folder / "project")):
+            for stage in (library, embed_library, train, evaluate):
+                stage.run()
+    return built_once(tmp_path_factory, "trained_world", build) / "project"
 
 
 @pytest.fixture

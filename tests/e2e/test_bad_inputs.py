@@ -22,6 +22,7 @@ from PIL import Image
 
 from pipeline.core import paths
 from pipeline.library.answer_cache import open_cache
+from tests.helpers.once import built_once
 from tests.helpers.worlds import LLM_KEY_ENV, LLM_SECRET, copy_world, inside, run_mdpr, write_params
 
 CAFE_NFD = unicodedata.normalize("NFD", "café noir")   # a class folder named as macOS writes it: 'e' + U+0301
@@ -177,19 +178,19 @@ def folder_world(tmp_path_factory):
     in decomposed Unicode, holding a 16-bit grey PNG and its 8-bit twin."""
     from stages import confusion, embed_classes, embed_images, prepare
 
-    world = tmp_path_factory.mktemp("folder_world")
-    rng = np.random.default_rng(0)
-    for name in FOLDER_CLASSES:
-        (world / "images" / name).mkdir(parents=True)
-        for k in range(5):
-            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(world / "images" / name / f"{k}.png")
-    write_twins(world / "images" / FOLDER_CLASSES[0], rng)
-    write_params(world, {"dataset": {"name": "folder", "root": "images"}})
-    with inside(world):
-        for stage in (prepare, embed_images, embed_classes, confusion):
-            stage.run()
-    return world
+    def build(world):
+        rng = np.random.default_rng(0)
+        for name in FOLDER_CLASSES:
+            (world / "images" / name).mkdir(parents=True)
+            for k in range(5):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(world / "images" / name / f"{k}.png")
+        write_twins(world / "images" / FOLDER_CLASSES[0], rng)
+        write_params(world, {"dataset": {"name": "folder", "root": "images"}})
+        with inside(world):
+            for stage in (prepare, embed_images, embed_classes, confusion):
+                stage.run()
+    return built_once(tmp_path_factory, "folder_world", build)   # read-only: each case copies it
 
 
 def write_twins(folder: Path, rng) -> tuple[Path, Path]:

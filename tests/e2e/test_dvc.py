@@ -76,8 +76,8 @@ def project(tmp_path, built) -> Path:
     return copy_repo(built[0], tmp_path / "project")
 
 
-def test_first_repro_runs_every_stage_and_a_second_runs_none(built):
-    repo, first = built
+def test_first_repro_runs_every_stage_and_a_second_runs_none(built, project):
+    repo, first = project, built[1]   # the second repro in a copy: `built` is shared by every worker, read-only
     assert ran(first) == STAGES
     second = dvc(repo, "repro")
     assert ran(second) == set() and "is cached" not in second
@@ -163,8 +163,8 @@ def test_a_damaged_output_is_restored_from_the_cache_without_rerunning(project):
     assert classes.read_text() == intact and dvc_status(project) == {}
 
 
-def test_metrics_show(built):
-    repo = built[0]
+def test_metrics_show(project):
+    repo = project
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").strip().splitlines()[-1])[""]["data"]
     evaluation = metrics["artifacts/metrics/metrics.json"]["data"]
     assert {"zero_shot", "base", "semantic", "mdpr"} <= set(evaluation)

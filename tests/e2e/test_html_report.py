@@ -15,7 +15,8 @@ from pipeline.evaluation.html import PLOTS
 from pipeline.evaluation.plots import STYLE
 from pipeline.evaluation.report import format_routing
 from tests.helpers.browser import screenshot
-from tests.helpers.worlds import run_mdpr
+from tests.helpers.once import built_once
+from tests.helpers.worlds import copy_world, run_mdpr
 
 WIDTH, HEIGHT = 1200, 4000
 
@@ -26,15 +27,18 @@ def colour_pixels(pixels: np.ndarray, hex_colour: str) -> int:
     return int((np.abs(pixels.astype(int) - rgb).max(-1) <= 12).sum())
 
 
-@pytest.fixture
-def report(trained_project, tmp_path):
-    out = tmp_path / "report.html"
-    result = run_mdpr(["report", "--html", str(out)], trained_project)
-    assert result.returncode == 0, result.stderr
-    return out
+@pytest.fixture(scope="session")
+def report(trained_world, tmp_path_factory):
+    """`mdpr report --html report.html` run once in a copy of the trained world; the page (read-only use)."""
+    def build(folder):
+        project = copy_world(trained_world, folder / "project")
+        result = run_mdpr(["report", "--html", str(folder / "report.html")], project)
+        assert result.returncode == 0, result.stderr
+    return built_once(tmp_path_factory, "html_report", build) / "report.html"
 
 
-def test_the_page_holds_the_run_and_needs_nothing_from_elsewhere(report, trained_project):
+def test_the_page_holds_the_run_and_needs_nothing_from_elsewhere(report, monkeypatch):
+    monkeypatch.chdir(report.parent / "project")
     text = report.read_text()
     assert "<script" not in text.lower() and not re.search(r"""(src|href)\s*=\s*['"](?!data:)""", text)
     metrics = json.loads(paths.METRICS.read_text())

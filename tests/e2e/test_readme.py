@@ -24,6 +24,8 @@ RUN_HERE = ("mdpr preset", "mdpr --help")
 """Commands cheap enough to run here as written (the lazy CLI, no stage)."""
 RUN_ELSEWHERE = {
     "make test": (".ci/run", "make test"),
+    "make test-fast": ("Makefile", "test-fast: $(STAMP)\n\tPATH=\"$(CURDIR)/$(BIN):$$PATH\" DVC_NO_ANALYTICS=1 "
+                                   "$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) tests/unit\n"),
     "make demo": ("Makefile", "demo: $(STAMP)\n\tPATH=\"$(CURDIR)/$(BIN):$$PATH\" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro\n"
                               "\t$(BIN)/mdpr report\n"),
     "dvc repro": ("tests/e2e/conftest.py", 'dvc(repo, "repro"'),

@@ -85,7 +85,7 @@ def seeded(built, tmp_path_factory) -> tuple[Path, list[str]]:
 
 
 def test_plots_show_draws_each_chart_from_the_files_it_names(built, tmp_path):
-    repo = built[0]
+    repo = copy_repo(built[0], tmp_path / "project")   # `built` is shared by every worker: DVC runs in a copy
     data = plots(repo, tmp_path / "out", "show")
     assert set(data) == CHARTS | IMAGES
     live = repo / "artifacts/model/live/plots/metrics"
