@@ -24,7 +24,7 @@ from tests.helpers.dvc_repo import VENV_BIN, copy_repo, dvc, git, run
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dvc_environment")]
 
 CHARTS = {"loss", "accuracy", "accuracy_by_group", "accuracy_by_frequency", "confusion_classes", "confusion_groups",
-          "routing"}
+          "routing", "routing_entropy"}
 IMAGES = {f"artifacts/metrics/plots/{name}.png" for name in ("accuracy_by_group", "accuracy_by_frequency", "routing")}
 SEEDS = (0, 1, 2)
 QUEUED_LR = 0.002
