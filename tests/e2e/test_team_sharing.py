@@ -169,9 +169,9 @@ def test_an_experiment_pushed_by_a_is_listed_pulled_shown_and_applied_by_b(share
     b = team["b"].copy(tmp_path / "mdpr")
     assert "lr-high" in b.type("dvc exp list origin                          # B")
     b.type("dvc exp pull origin lr-high")
-    table = b.type("dvc exp show --only-changed --drop routing   # lr-high with its params and metrics")
+    table = b.type("dvc exp show --only-changed --drop '.*routing' # lr-high with its params and metrics")
     shown = exp_show_row(table, "[lr-high]")
-    assert shown["train.lr"] == "0.003", table
+    assert shown.get("train.lr") == "0.003", table
     evaluation = {name: f"{value:.5g}" for name, value in _flat(shared["a_metrics"]).items()
                   if isinstance(value, (int, float))}  # artifacts/metrics/metrics.json, as the table rounds it
     compared = {column: value for column, value in shown.items() if column in evaluation}
