@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,26 +34,33 @@ from benchmarks._smoke import parse_args
 VIEWS, DIM = 5, 512
 SMOKE = {"classes": [8], "sizes": [16], "device": "cpu"}  # --smoke: one child
 
-CHILD = """
-import json, os, resource, sys, time
-sys.path.insert(0, {code!r})
-os.chdir({project!r})
-import stages.evaluate as stage
-timed = {{"scoring_s": 0.0}}
-name = "score_split" if hasattr(stage, "score_split") else "predict_methods"  # older checkouts: predict_methods
-scoring = getattr(stage, name)
-def timed_scoring(*args, **kwargs):
+
+
+def child(code: Path, project: Path) -> dict:
+    """In a fresh process (`eval.py --child CODE PROJECT`): the evaluate stage of checkout `code` run on `project`,
+    timed as a whole and in its scoring pass; its peak resident memory."""
+    import resource
+    import time
+
+    sys.path.insert(0, str(code))  # before anything of the project is imported: `code`'s stages and pipeline
+    os.chdir(project)
+    import stages.evaluate as stage
+
+    timed = {"scoring_s": 0.0}
+    name = "score_split" if hasattr(stage, "score_split") else "predict_methods"  # older checkouts: predict_methods
+    scoring = getattr(stage, name)
+
+    def timed_scoring(*args, **kwargs):
+        start = time.perf_counter()
+        out = scoring(*args, **kwargs)
+        timed["scoring_s"] += time.perf_counter() - start
+        return out
+    setattr(stage, name, timed_scoring)
     start = time.perf_counter()
-    out = scoring(*args, **kwargs)
-    timed["scoring_s"] += time.perf_counter() - start
-    return out
-setattr(stage, name, timed_scoring)
-start = time.perf_counter()
-stage.run("params.yaml")
-timed["wall_s"] = time.perf_counter() - start
-timed["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print("RESULT " + json.dumps(timed))
-"""
+    stage.run("params.yaml")
+    timed["wall_s"] = time.perf_counter() - start
+    timed["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return timed
 
 
 def write_project(root: Path, classes: int, test_images: int, device: str) -> None:
@@ -108,8 +116,9 @@ def write_project(root: Path, classes: int, test_images: int, device: str) -> No
 
 
 def run_stage(code: Path, project: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD.format(code=str(code), project=str(project))],
-                         capture_output=True, text=True)
+    """`child(code, project)` in a fresh process (its own peak memory), through `eval.py --child`."""
+    out = subprocess.run([sys.executable, __file__, "--child", str(code), str(project)], capture_output=True,
+                         text=True)
     if out.returncode:
         sys.exit(f"evaluate failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
@@ -121,7 +130,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose evaluate stage runs")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--child", nargs=2, type=Path, metavar=("CODE", "PROJECT"), help=argparse.SUPPRESS)
     args = parse_args(parser, SMOKE)
+    if args.child:
+        print("RESULT " + json.dumps(child(*args.child)))
+        return
     print(f"evaluate stage of {args.code}: C={args.classes}, V={VIEWS}, d={DIM}, device {args.device}, "
           "runtime.batch_size 64")
     results = {}
