@@ -55,8 +55,6 @@ def memory_mb(field: str) -> float:
 
 def child(base: str, classes: int, steps: int, device: str, clip_model: str, dim: int) -> dict:
     """Build the head (and the coop prompts), train `steps` steps, return the figures."""
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
     gen = torch.Generator().manual_seed(0)
     params = TrainParams(epochs=steps)
     total = params.batch_size  # one step per epoch
@@ -68,6 +66,8 @@ def child(base: str, classes: int, steps: int, device: str, clip_model: str, dim
     model_params = ModelParams(base=base)
     prompts = None
     if base == "coop":
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES  # open_clip (~4 s to import): coop only
+
         text = load_text_encoder(ClipParams(model=clip_model, pretrained="none", seed=0), device)
         prompts = CoOpPrompts(text, list(IMAGENET_CLASSNAMES[:classes]), model_params, seed=0)
     model = MDPRModel(class_feats, library, None, model_params, seed=0, prompts=prompts)
