@@ -23,8 +23,10 @@ demo: $(STAMP)
 	$(BIN)/mdpr report
 
 # Two pytest-xdist workers (one per core of a 2-core machine); the tests of one module stay on one worker (loadscope),
-# so a module-scoped fixture is built once. `make test PYTEST_PARALLEL=` runs one process.
-PYTEST_PARALLEL ?= -n 2 --dist loadscope
+# so a module-scoped fixture is built once; modules go out in the order tests/conftest.py sorts them (slow e2e first,
+# the shared DVC repo built while the other worker runs modules that do not need it). `make test PYTEST_PARALLEL=` runs
+# one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadscope --no-loadscope-reorder
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,6 +22,27 @@ from tests.helpers.once import built_once
 from tests.helpers.worlds import LLM_KEY_ENV, LLM_SECRET, copy_world, inside, write_params
 
 
+DVC_WORLD_BUILDER = "tests/e2e/test_dvc.py"
+"""The module that starts first on one worker and builds the session's repro'd DVC repo (`built`, ~30 s)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """The order in which pytest-xdist hands out modules (`make test`: --dist loadscope --no-loadscope-reorder): the
+    DVC-world builder first, then the end-to-end modules that do not need its repo (the other worker runs them
+    meanwhile instead of waiting for the build), then the other modules that need it, then the unit tier (many short
+    modules: they even out the two workers at the end). Within a group, and within each module, the order is kept."""
+    users = {item.nodeid.split("::")[0] for item in items if "built" in item.fixturenames}
+
+    def group(item) -> int:
+        module = item.nodeid.split("::")[0]
+        if module == DVC_WORLD_BUILDER:
+            return 0
+        if module.startswith("tests/unit/"):
+            return 3
+        return 2 if module in users else 1
+    items.sort(key=group)  # stable
+
+
 def pytest_configure(config):
     """Under pytest-xdist, one OpenMP thread per worker and its subprocesses (unless OMP_NUM_THREADS is set): two
     workers on two cores with torch's default of one thread per core would put four busy threads on two cores."""
