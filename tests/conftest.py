@@ -21,7 +21,6 @@ import pytest
 from tests.helpers.once import built_once
 from tests.helpers.worlds import LLM_KEY_ENV, LLM_SECRET, copy_world, inside, write_params
 
-
 DVC_WORLD_BUILDER = "tests/e2e/test_dvc.py"
 """The module that starts first on one worker and builds the session's repro'd DVC repo (`built`, ~30 s)."""
 
