@@ -16,8 +16,11 @@ the contrast class for `differential`) only, so it is identical on every machine
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
+import sys
 import unicodedata
+from pathlib import Path
 
 CLIP_CONTEXT = 77
 """CLIP text encoder context length, counting the start-of-text and end-of-text tokens."""
@@ -36,9 +39,21 @@ _QUOTES = "\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb"
 
 @functools.lru_cache(maxsize=1)
 def _tokenizer():
-    from open_clip.tokenizer import SimpleTokenizer  # imported lazily: open_clip pulls in torch
-
-    return SimpleTokenizer()
+    """open_clip's SimpleTokenizer (CLIP's BPE). Where open_clip is not imported yet, its tokenizer module is loaded on
+    its own: `import open_clip` runs the package's __init__, which imports torchvision, timm and torch._dynamo (~3 s
+    of start-up for a stage that only counts tokens); open_clip/tokenizer.py imports ftfy, regex, numpy and torch."""
+    module = sys.modules.get("open_clip.tokenizer")
+    if module is None:
+        package = importlib.util.find_spec("open_clip")  # locates the package without running its __init__
+        path = Path(package.submodule_search_locations[0]) / "tokenizer.py" if package else None
+        spec = importlib.util.spec_from_file_location("mdpr_open_clip_tokenizer", path) if path and \
+            path.is_file() else None
+        if spec is None:  # not laid out as expected: the plain import (slower start-up, same tokenizer)
+            from open_clip import tokenizer as module
+        else:
+            module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+    return module.SimpleTokenizer()
 
 
 @functools.lru_cache(maxsize=65536)
