@@ -7,7 +7,7 @@ from importlib import import_module, metadata
 import pytest
 
 from pipeline.core import paths
-from tests.helpers.worlds import run_mdpr, write_params
+from tests.helpers.worlds import mdpr_in_process, run_mdpr, write_params
 
 
 def test_help_lists_every_stage_in_pipeline_order(tmp_path):
@@ -44,9 +44,11 @@ def _assert_one_line_error(result, *fragments):
     ({"clip": {"precision": "fp16"}}, "embed-classes", ["clip.precision = fp16 needs a CUDA GPU", "fp32"]),
 ])
 def test_bad_params_fail_before_any_output(trained_project, overrides, command, fragments):
+    """In this process (the command's code, exit status and stderr; the console script's own process is tested by
+    test_truncated_cache_is_one_line, test_missing_input_names_the_stage_to_run and tests/e2e/test_bad_inputs.py)."""
     outputs = {p: p.read_bytes() for p in (paths.CHECKPOINT, paths.METRICS, paths.IMAGES_H5, paths.MANIFEST)}
     write_params(trained_project, overrides)
-    _assert_one_line_error(run_mdpr([command], trained_project), *fragments)
+    _assert_one_line_error(mdpr_in_process([command], trained_project), *fragments)
     assert all(p.read_bytes() == before for p, before in outputs.items())
 
 

@@ -4,9 +4,9 @@ request left).
 
     .venv/bin/python -m pytest tests/e2e/test_plan.py -q
 
-The tiny embedded world (6 classes, mdpr-tiny) and the loopback fake LLM server (tests/helpers/fake_llm.py); each
-test runs `mdpr plan` in a subprocess two or three times (~10 s each on 2 loaded cores: importing torch and
-open_clip and timing the tiny encoder on one image).
+The tiny embedded world (6 classes, mdpr-tiny) and the loopback fake LLM server (tests/helpers/fake_llm.py); `mdpr
+plan` runs in this process (it imports torch and open_clip to time the encoder: once per test process instead of
+~5 s at every call), `mdpr library` as the console script.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import json
 import math
 
 from pipeline.library.pacing import request_tokens
-from tests.helpers.worlds import LLM_KEY_ENV, run_mdpr, write_params
+from tests.helpers.worlds import LLM_KEY_ENV, mdpr_in_process, run_mdpr, write_params
 
 CLASSES, VIEWS = 6, 5
 
@@ -28,7 +28,7 @@ def configure(project, server, **library):
 
 
 def plan(project) -> dict:
-    result = run_mdpr(["plan", "--json"], cwd=project)
+    result = mdpr_in_process(["plan", "--json"], cwd=project)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["stages"]["library"]
 

@@ -3,6 +3,7 @@
     write_params(tmp_path, {"train": {"epochs": 1}})     # a complete params.yaml: defaults, TINY_PARAMS, overrides
     with inside(project): prepare.run()                  # stages use project-relative paths
     run_mdpr(["report"], cwd=project)                    # the console script, as a user runs it
+    mdpr_in_process(["plan", "--json"], cwd=project)     # the same command in this process (no start-up per call)
 
 Everything is real: the open_clip `mdpr-tiny` architecture with random weights, PNG files on disk, HDF5 caches.
 """
@@ -66,6 +67,22 @@ def run_mdpr(args: list[str], cwd: Path, env: dict | None = None, timeout: int =
     mdpr = Path(sys.executable).parent / "mdpr"
     return subprocess.run([str(mdpr), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def mdpr_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`mdpr ARGS` run in this process through click's test runner, with `cwd` as the working directory: the same
+    command code, exit status, stdout and stderr as `run_mdpr`, but torch and open_clip are imported once per test
+    process instead of at every call (2-5 s each). For tests whose subject is what a command does; a test of the
+    console script's process itself (exit status and stderr as a shell sees them, start-up) uses `run_mdpr`."""
+    from click.testing import CliRunner
+
+    from stages.cli import main
+
+    with inside(cwd):
+        result = CliRunner().invoke(main, args, env=env, prog_name="mdpr")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a crash fails the test with its own traceback
+    return subprocess.CompletedProcess(["mdpr", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def openai_params(server, cache_dir, **overrides):
