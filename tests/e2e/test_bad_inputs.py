@@ -1,6 +1,7 @@
-"""Bad inputs and damaged caches through the real `mdpr`: one line `error: ...`, exit 2, no traceback, outputs
-untouched; and the inputs that look odd but are valid (16-bit images, decomposed Unicode names, descriptor files
-with extra or unmatched entries, --params from another folder) give the right result.
+"""Bad inputs and damaged caches through the real `mdpr` console script: one line `error: ...`, exit 2, no traceback,
+outputs untouched; and the inputs that look odd but are valid (16-bit images, decomposed Unicode names, descriptor
+files with extra or unmatched entries, --params from another folder) give the right result (those commands run in
+this process: their result is the subject, not the process).
 
     .venv/bin/python -m pytest tests/e2e/test_bad_inputs.py -q
 
@@ -23,7 +24,15 @@ from PIL import Image
 from pipeline.core import paths
 from pipeline.library.answer_cache import open_cache
 from tests.helpers.once import built_once
-from tests.helpers.worlds import LLM_KEY_ENV, LLM_SECRET, copy_world, inside, run_mdpr, write_params
+from tests.helpers.worlds import (
+    LLM_KEY_ENV,
+    LLM_SECRET,
+    copy_world,
+    inside,
+    mdpr_in_process,
+    run_mdpr,
+    write_params,
+)
 
 CAFE_NFD = unicodedata.normalize("NFD", "café noir")   # a class folder named as macOS writes it: 'e' + U+0301
 FOLDER_CLASSES = (CAFE_NFD.replace(" ", "_"), "espresso", "latte")
@@ -210,7 +219,7 @@ def features_by_id(project: Path) -> dict[str, np.ndarray]:
 
 
 def check_16_bit_png(project: Path, tmp_path: Path) -> None:
-    result = run_mdpr(["embed-images"], project)
+    result = mdpr_in_process(["embed-images"], project)
     assert result.returncode == 0, result.stderr
     feats = features_by_id(project)
     folder = FOLDER_CLASSES[0]
@@ -221,7 +230,7 @@ def check_16_bit_png(project: Path, tmp_path: Path) -> None:
 def check_nfc_names(project: Path, tmp_path: Path) -> None:
     composed = unicodedata.normalize("NFC", "café noir")
     descriptor_params(project, {composed: texts(composed), "espresso": texts("espresso"), "latte": texts("latte")})
-    result = run_mdpr(["library"], project)
+    result = mdpr_in_process(["library"], project)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (project / paths.LIBRARY).read_text().splitlines()]
     assert class_names(project)[0] == CAFE_NFD
@@ -230,7 +239,7 @@ def check_nfc_names(project: Path, tmp_path: Path) -> None:
 
 def library_summary(project: Path, entries: dict, **library) -> str:
     descriptor_params(project, entries, **library)
-    result = run_mdpr(["library"], project)
+    result = mdpr_in_process(["library"], project)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result.stdout
@@ -258,7 +267,7 @@ def check_predict_from_another_folder(project: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "photos").mkdir(parents=True)
     write_twins(elsewhere / "photos", np.random.default_rng(1))
-    result = run_mdpr(["predict", "photos/grey16.png", "photos/grey8.png", "--json", "--params",
+    result = mdpr_in_process(["predict", "photos/grey16.png", "photos/grey8.png", "--json", "--params",
                        str(Path("..") / project.name / "params.yaml")], elsewhere)
     assert result.returncode == 0, result.stderr
     first, second = json.loads(result.stdout)
@@ -270,7 +279,7 @@ def check_stage_from_another_folder(project: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (project / paths.CONFUSION).unlink()
-    result = run_mdpr(["confusion", "--params", str(Path("..") / project.name / "params.yaml")], elsewhere)
+    result = mdpr_in_process(["confusion", "--params", str(Path("..") / project.name / "params.yaml")], elsewhere)
     assert result.returncode == 0, result.stderr
     assert (project / paths.CONFUSION).is_file() and not any(elsewhere.iterdir())
 
@@ -288,6 +297,8 @@ VALID = {
 
 @pytest.mark.parametrize("case", list(VALID))
 def test_valid_input_gets_the_right_result(case, request, tmp_path):
+    """The command runs in this process (tests/helpers/worlds.py mdpr_in_process): the subject is its result; the
+    console script's own process is what the error cases above run."""
     world, check = VALID[case]
     source = request.getfixturevalue({"folder": "folder_world", "embedded": "embedded_world",
                                       "trained": "trained_world"}[world])

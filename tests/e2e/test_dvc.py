@@ -85,8 +85,10 @@ def test_first_repro_runs_every_stage_and_a_second_runs_none(built, project):
     assert git(repo, "status", "--porcelain") == ""  # the second repro rewrote nothing, dvc.lock included
 
 
+# Covered where a scenario already runs it (one repro fewer each): train.lr 0.003 -> train and evaluate by `dvc exp
+# run -S train.lr=0.003` in tests/e2e/test_team_sharing.py, and switching the library to the LLM -> library,
+# embed_library, train and evaluate, never an embedding of images, by teammate A's `dvc repro` there.
 @pytest.mark.parametrize("section, key, value, expected", [
-    ("train", "lr", 0.003, {"train", "evaluate"}),
     ("model", "dropout", 0.1, {"train", "evaluate"}),
     ("evaluate", "fusion_weight", 0.3, {"train", "evaluate"}),  # train keeps its epoch with this fusion weight
     # The offline backend ignores the temperature: library reruns and writes the same bytes, so nothing below it does.
@@ -119,18 +121,6 @@ def test_reference_preset_then_repro_trains_the_official_choices(project):
         "ce", "official", "pytorch")
     metrics = json.loads((project / "artifacts/metrics/metrics.json").read_text())
     assert metrics["kept"]["epoch_from"] == "val" and metrics["val"]["mdpr"]["top1"] >= 0
-
-
-def test_llm_answers_rerun_library_and_everything_below_but_no_embedding_of_images(project, tmp_path):
-    with FakeLLM() as server:
-        for key, value in {"backend": "openai", "base_url": server.url, "api_key_env": KEY_ENV,
-                           "cache_dir": str(tmp_path / "llm-cache")}.items():
-            set_param(project, "llm", key, value)
-        output = dvc(project, "repro", env={KEY_ENV: "sk-test"})
-        assert server.chat_requests
-    assert ran(output) == {"library", "embed_library", "train", "evaluate"}, output
-    records = [json.loads(line) for line in (project / "artifacts/library/library.jsonl").read_text().splitlines()]
-    assert {r["source"] for r in records} == {"llm"}
 
 
 def test_runtime_batch_size_changes_features_only_by_float_rounding(project, built):

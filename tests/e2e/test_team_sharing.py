@@ -137,6 +137,9 @@ def test_a_clone_pulls_everything_from_the_object_store_and_recomputes_nothing(t
     outputs, b = team["outputs"], team["b"]
     assert ran(outputs["a_repro"]) == {"library", "embed_library", "train", "evaluate"}, outputs["a_repro"]
     assert outputs["a_requests"] == DIMENSIONS * CLASSES
+    library = (team["a"].cwd / "artifacts/library/library.jsonl").read_text()
+    records = [json.loads(line) for line in library.splitlines()]
+    assert {r["source"] for r in records} == {"llm"}  # the LLM's answers, no offline stand-in
     assert re.search(r"\d+ files? pushed", outputs["a_repro"]) and any(
         key.startswith("dvc-store/files/md5/") for key in services["store"].objects())
     refused = outputs["b_pull_without_credentials"]
