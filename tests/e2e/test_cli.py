@@ -60,6 +60,16 @@ def test_truncated_cache_is_one_line(trained_project):
     assert paths.METRICS.read_bytes() == metrics
 
 
+def test_an_unreadable_image_to_predict_is_one_line(trained_project):
+    (trained_project / "broken.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    image = paths.ARTIFACTS / "data/images/test/00_0000.png"
+    done = run_mdpr(["predict", str(image), "broken.jpg"], cwd=trained_project)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: image broken.jpg: ") and "--skip-unreadable" in done.stderr
+    assert done.stdout == ""
+
+
 def test_missing_input_names_the_stage_to_run(tmp_path):
     write_params(tmp_path)
     result = run_mdpr(["embed-classes"], tmp_path)

@@ -1,15 +1,10 @@
-"""Stage `library` end to end: inputs, output file, summary line, rerun from the cache, resume after SIGKILL.
+"""Stage `library` end to end: inputs, output file, summary line, rerun from the cache (the resume after SIGKILL is
+in tests/e2e/test_killed_runs.py).
 
     .venv/bin/python -m pytest tests/unit/library/test_stage_library.py
 """
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
-import diskcache
 import pytest
 
 from pipeline.core import paths
@@ -18,7 +13,7 @@ from pipeline.data import manifest
 from pipeline.library import llm as llm_module
 from stages import library as stage
 from tests.helpers.fake_llm import FakeLLM
-from tests.helpers.worlds import REPO, write_params
+from tests.helpers.worlds import write_params
 
 KEY_ENV = "MDPR_TEST_LLM_KEY"
 SECRET = "sk-test-SECRET-1234"
@@ -111,29 +106,3 @@ def test_stage_rerun_makes_no_request_and_never_shows_the_key(project, capfd):
         assert SECRET.encode() not in blob
 
 
-def test_a_killed_run_resumes_losing_at_most_the_requests_in_flight(project):
-    names = [f"class {i}" for i in range(20)]
-    write_inputs(project, names=names, confused={})
-    with FakeLLM(latency=0.05) as server:
-        write_params(project, {"llm": openai_section(server, project, concurrency=2)})
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        child = subprocess.Popen([sys.executable, "-c", "from stages.library import run; run()"], cwd=project,
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while len(server.requests) < 30 and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        received = len(server.requests)
-        with diskcache.Cache(str(project / "cache"), disk=diskcache.JSONDisk) as cache:
-            cached = len(cache)
-        assert 30 <= received < 100 and received - 2 <= cached <= received
-        assert not (project / paths.LIBRARY).exists()
-        server.reset()
-        summary = stage.run()
-        assert len(server.requests) == summary["requests"] == 100 - cached
-        assert summary["cache_hits"] == cached and summary["by_source"] == {"llm": 100}
-        resumed = (project / paths.LIBRARY).read_bytes()
-        write_params(project, {"llm": openai_section(server, project, concurrency=2, cache_dir=str(project / "c2"))})
-        stage.run()                                   # an uninterrupted run from an empty cache
-        assert (project / paths.LIBRARY).read_bytes() == resumed
