@@ -69,7 +69,7 @@ def queue_seeds(repo: Path) -> list[str]:
         status = dvc(repo, "queue", "status")
         if "Queued" not in status and "Running" not in status:
             break
-        time.sleep(3)
+        time.sleep(1)
     assert status.count("Success") == len(SEEDS), status
     shown = json.loads(dvc(repo, "exp", "show", "--json"))
     names = [rev["name"] for commit in shown for exp in commit.get("experiments") or [] for rev in exp["revs"]]
