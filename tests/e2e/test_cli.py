@@ -1,5 +1,6 @@
 """The `mdpr` console script: commands listed, user errors as one line with exit status 2 and no output written."""
 import json
+import os
 import subprocess
 import sys
 from importlib import import_module, metadata
@@ -7,7 +8,7 @@ from importlib import import_module, metadata
 import pytest
 
 from pipeline.core import paths
-from tests.helpers.worlds import mdpr_in_process, run_mdpr, write_params
+from tests.helpers.worlds import REPO, mdpr_in_process, run_mdpr, write_params
 
 
 def test_help_lists_every_stage_in_pipeline_order(tmp_path):
@@ -172,6 +173,25 @@ def test_help_version_and_completion_import_nothing_heavy(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"imported at start-up: {result.stdout.strip()}"
+
+
+def test_library_token_counting_loads_no_more_of_open_clip_than_its_tokenizer():
+    """In a fresh process (as `mdpr library` starts; pipeline/library/descriptions.py): the counts equal open_clip's
+    own tokenizer's, and the package __init__ (torchvision, timm, torch._dynamo: ~3 s) has not run."""
+    texts = ["A Tiger: orange fur, black stripes!", "café noir, crème", "", " ".join(["word"] * 90)]
+    probe = ("import json, sys\n"
+             "from pipeline.library.descriptions import count_clip_tokens\n"
+             f"counts = [count_clip_tokens(t) for t in {texts!r}]\n"
+             "print(json.dumps([counts, sorted(m for m in ('open_clip', 'torchvision', 'timm') if m in sys.modules)]))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    counts, loaded = json.loads(result.stdout)
+    from open_clip.tokenizer import SimpleTokenizer
+
+    tokenizer = SimpleTokenizer()
+    assert counts == [len(tokenizer.encode(text)) + 2 for text in texts]
+    assert loaded == []
 
 
 def test_every_listed_command_resolves_and_shows_its_help(tmp_path):

@@ -3,7 +3,8 @@
     .venv/bin/python -m pytest tests/unit/features/test_weights.py -q
 
 A tag for the tiny architecture is added to open_clip's registry for the test (its weights in a temporary hub cache
-laid out as huggingface_hub writes it), so the whole path runs: lookup, open_clip load, preprocessing.
+laid out as huggingface_hub writes it), so the whole path runs: lookup, open_clip load, preprocessing. The load with
+the hub online, in a fresh process, is tests/e2e/test_weights_online.py.
 """
 import time
 
@@ -73,53 +74,6 @@ def test_the_lookup_tries_safetensors_first_as_open_clip_does():
     repo, names = weights.weight_files("ViT-B-32", "openai")
     assert repo == "timm/vit_base_patch32_clip_224.openai"
     assert names == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-
-
-CACHED_LOAD_SCRIPT = """
-import sys
-from open_clip import pretrained
-from pipeline.config.data_params import ClipParams
-from pipeline.features.clip import load_encoder, register_configs
-register_configs()
-pretrained._PRETRAINED["mdpr-tiny"] = {"fake": {"url": "", "hf_hub": sys.argv[1] + "/"}}
-print(load_encoder(ClipParams(pretrained="fake"), "cpu").identity["pretrained"])
-"""
-
-
-def test_cached_weights_are_used_without_a_single_connection_when_online_mode_is_on(tmp_path):
-    """HF_HUB_OFFLINE unset and HF_ENDPOINT a local listener that counts connections: the cached file is loaded and
-    the hub is never contacted (open_clip alone would ask it first, and retry for a minute when it cannot answer)."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import threading
-
-    from tests.helpers.worlds import REPO
-
-    put_in_cache(tmp_path / "hub", load_encoder(ClipParams(seed=5), "cpu").model.state_dict())
-    listener = socket.create_server(("127.0.0.1", 0))
-    connections = []
-
-    def accept():
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            connections.append(1)
-            connection.close()
-
-    threading.Thread(target=accept, daemon=True).start()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "",
-           "HF_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}"}
-    try:
-        result = subprocess.run([sys.executable, "-c", CACHED_LOAD_SCRIPT, REPO_ID], capture_output=True, text=True,
-                                env=env, timeout=300)
-    finally:
-        listener.close()
-    assert result.returncode == 0 and result.stdout.strip() == "fake", result.stderr
-    assert connections == [] and "Retrying" not in result.stderr
 
 
 def test_the_weights_finding_sees_the_cache_without_loading_and_names_the_fix_when_offline(tiny_tag):
