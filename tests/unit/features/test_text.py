@@ -56,9 +56,9 @@ def test_gradients_through_trimmed_embeddings_equal_padded(encoder):
     (float64, so that float32 rounding of two different reduction orders does not hide a real difference)."""
     model = copy.deepcopy(encoder.model).double()
     tower = text_tower(model)
-    tokens = encoder.tokenizer(TEXTS[:4])  # (4, 77)
+    tokens = encoder.tokenizer(TEXTS[:3])  # (3, 77): a long, a short and a one-token text
     ends = end_positions(tower, tokens)
-    start = model.token_embedding(tokens).detach()  # (4, 77, w)
+    start = model.token_embedding(tokens).detach()  # (3, 77, w)
     upstream = torch.randn(len(tokens), encoder.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     grads, feats = [], []
     for trimmed in (True, False):
@@ -77,7 +77,7 @@ def test_gradients_through_trimmed_embeddings_equal_padded(encoder):
     torch.testing.assert_close(feats[0], feats[1], atol=1e-10, rtol=0)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-10, rtol=0)
     assert grads[0].abs().sum() > 0
-    after_end = torch.arange(77)[None, :] > ends[:, None]  # (4, 77): positions past each end-of-text token
+    after_end = torch.arange(77)[None, :] > ends[:, None]  # (3, 77): positions past each end-of-text token
     assert (grads[1][after_end] == 0).all()  # nothing after end-of-text reaches the feature (why trimming is exact)
 
 
