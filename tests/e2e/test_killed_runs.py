@@ -21,8 +21,8 @@ from pipeline.core import paths
 from pipeline.features import store
 from stages import library as stage
 from tests.helpers.fake_llm import FakeLLM
+from tests.helpers.library_inputs import library_project, openai_section, write_inputs
 from tests.helpers.worlds import REPO, write_params
-from tests.unit.library.test_stage_library import library_project, openai_section, write_inputs
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import threading
 
 from pipeline.config.data_params import ClipParams
 from pipeline.features.clip import load_encoder
+from tests.helpers.hub_cache import REPO_ID, put_in_cache
 from tests.helpers.worlds import REPO
-from tests.unit.features.test_weights import REPO_ID, put_in_cache
 
 CACHED_LOAD_SCRIPT = """
 import sys

@@ -16,8 +16,8 @@ from pipeline.config.data_params import ClipParams
 from pipeline.core.errors import UserError
 from pipeline.features import weights
 from pipeline.features.clip import load_encoder
+from tests.helpers.hub_cache import REPO_ID, put_in_cache
 
-REPO_ID = "mdpr-test/tiny-weights"
 TAG_MEAN, TAG_STD = (0.25, 0.5, 0.75), (0.2, 0.3, 0.4)
 
 
@@ -35,16 +35,6 @@ def tiny_tag(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # any request would now raise
     return tmp_path / "hub"
-
-
-def put_in_cache(hub, state_dict) -> None:
-    """The weights where `hf_hub_download` stores them: models--org--name/snapshots/<commit>/<file>, refs/main."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    folder = hub / f"models--{REPO_ID.replace('/', '--')}"
-    (folder / "snapshots" / commit).mkdir(parents=True)
-    (folder / "refs").mkdir()
-    (folder / "refs" / "main").write_text(commit)
-    torch.save(state_dict, folder / "snapshots" / commit / "open_clip_pytorch_model.bin")
 
 
 def test_cached_tag_weights_load_without_network_with_the_tags_preprocessing(tiny_tag):

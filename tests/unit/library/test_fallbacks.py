@@ -9,8 +9,8 @@ from pipeline.core.errors import UserError
 from pipeline.library.build import format_summary
 from stages import library as stage
 from tests.helpers.fake_llm import FakeLLM
+from tests.helpers.library_inputs import KEY_ENV, SECRET, library_project, openai_section
 from tests.helpers.worlds import run_mdpr, write_params
-from tests.unit.library.test_stage_library import KEY_ENV, SECRET, library_project, openai_section
 
 
 @pytest.fixture

@@ -9,52 +9,22 @@ import pytest
 
 from pipeline.core import paths
 from pipeline.core.errors import UserError
-from pipeline.data import manifest
-from pipeline.library import llm as llm_module
 from stages import library as stage
 from tests.helpers.fake_llm import FakeLLM
+from tests.helpers.library_inputs import (
+    NAMES,
+    SECRET,
+    library_project,
+    openai_section,
+    write_classes_json,
+    write_inputs,
+)
 from tests.helpers.worlds import write_params
-
-KEY_ENV = "MDPR_TEST_LLM_KEY"
-SECRET = "sk-test-SECRET-1234"
-NAMES = ["tiger", "lynx", "owl"]
-
-
-def write_inputs(project, names=NAMES, confused=None):
-    """classes.json and confusion.json as prepare and confusion write them (confused: {index: [names]})."""
-    confused = {0: ["lynx"], 1: ["tiger", "owl"], 2: []} if confused is None else confused
-    (project / "artifacts/data").mkdir(parents=True, exist_ok=True)
-    (project / "artifacts/library").mkdir(parents=True, exist_ok=True)
-    write_classes_json(project, names)
-    classes = [{"index": i, "name": name, "zero_shot_train_acc": 0.5,
-                "confused_with": [{"index": names.index(n), "name": n, "count": 1} for n in confused.get(i, [])]}
-               for i, name in enumerate(names)]
-    (project / "artifacts/library/confusion.json").write_text(json.dumps({"classes": classes}))
-
-
-def write_classes_json(project, names):
-    """classes.json as prepare writes it, for `names` with 10 training images each."""
-    rows = [("train", f"{label}_{k}.png", label) for label in range(len(names)) for k in range(10)]
-    manifest.write_classes(project / paths.CLASSES, manifest.classes_record(names, rows, "folder"))
-
-
-def library_project(tmp_path, monkeypatch):
-    """`tmp_path` as the working directory with the stage's inputs, the test key set and fast retries."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    monkeypatch.setattr(llm_module, "BACKOFF_BASE_S", 0.01)
-    write_inputs(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     return library_project(tmp_path, monkeypatch)
-
-
-def openai_section(server, project, **values):
-    return {"backend": "openai", "base_url": server.url, "api_key_env": KEY_ENV, "cache_dir": str(project / "cache"),
-            "timeout_s": 2.0, "max_retries": 2, **values}
 
 
 def test_stage_writes_the_library_and_prints_one_line(project, capsys):
