@@ -39,21 +39,25 @@ _QUOTES = "\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb"
 
 @functools.lru_cache(maxsize=1)
 def _tokenizer():
-    """open_clip's SimpleTokenizer (CLIP's BPE). Where open_clip is not imported yet, its tokenizer module is loaded on
-    its own: `import open_clip` runs the package's __init__, which imports torchvision, timm and torch._dynamo (~3 s
-    of start-up for a stage that only counts tokens); open_clip/tokenizer.py imports ftfy, regex, numpy and torch."""
-    module = sys.modules.get("open_clip.tokenizer")
-    if module is None:
-        package = importlib.util.find_spec("open_clip")  # locates the package without running its __init__
-        path = Path(package.submodule_search_locations[0]) / "tokenizer.py" if package else None
-        spec = importlib.util.spec_from_file_location("mdpr_open_clip_tokenizer", path) if path and \
-            path.is_file() else None
-        if spec is None:  # not laid out as expected: the plain import (slower start-up, same tokenizer)
-            from open_clip import tokenizer as module
-        else:
-            module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+    """open_clip's SimpleTokenizer (CLIP's BPE), from the imported open_clip, else from its tokenizer module alone."""
+    module = sys.modules.get("open_clip.tokenizer") or _tokenizer_module_alone()
     return module.SimpleTokenizer()
+
+
+def _tokenizer_module_alone():
+    """open_clip/tokenizer.py run as a module of its own: `import open_clip` runs the package's __init__, which imports
+    torchvision, timm and torch._dynamo (~3 s of start-up for a stage that only counts tokens), while the tokenizer
+    module imports ftfy, regex, numpy and torch. The plain import where the package is not laid out as expected."""
+    package = importlib.util.find_spec("open_clip")  # locates the package without running its __init__
+    path = Path(package.submodule_search_locations[0]) / "tokenizer.py" if package else None
+    if path is None or not path.is_file():
+        from open_clip import tokenizer
+
+        return tokenizer
+    spec = importlib.util.spec_from_file_location("mdpr_open_clip_tokenizer", path)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @functools.lru_cache(maxsize=65536)
