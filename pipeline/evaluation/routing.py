@@ -50,10 +50,11 @@ def routing_summary(routing: np.ndarray, labels: np.ndarray, groups: list[str], 
     routed = counts >= 2
     entropy = routing_entropy(routing[routed], counts[routed])  # (n,)
     plain = -(routing * np.log(np.where(routing > 0, routing, 1.0))).sum(-1)  # (N,) H in nats
-    dims = {ALL: {dim: float(sums.mean()) for dim, sums in per_dimension(routing, dimensions).items()},
+    by_dimension = per_dimension(routing, dimensions)  # {dimension: (N,) summed weight}
+    dims = {ALL: {dim: float(sums.mean()) for dim, sums in by_dimension.items()},
             **dimension_weights(routing, labels, groups, dimensions)}
     spread = {dim: [sums[labels == c].std() for c in np.unique(labels) if (labels == c).sum() >= 2]
-              for dim, sums in per_dimension(routing, dimensions).items()}
+              for dim, sums in by_dimension.items()}
     image_std = {dim: float(np.mean(values)) if values else 0.0 for dim, values in spread.items()}
     block = {"entropy": float(entropy.mean()) if len(entropy) else None, "top_weight": float(routing.max(1).mean()),
              "effective_descriptions": float(np.exp(plain).mean()), "dimensions": dims,
